@@ -1,0 +1,28 @@
+"""Events the workers add to the engine's own (``core.events``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...core.events import TrainingEvent
+
+
+@dataclass
+class Predicting(TrainingEvent):
+    """The whole-image prediction has started (``shape``: the image's spatial shape)."""
+
+    shape: tuple[int, ...]
+    kind: str = field(init=False, default="predicting")
+
+
+@dataclass
+class WholePrediction(TrainingEvent):
+    """Labels (1..K) and uncertainty ([0, 1]) of the whole image; ``target`` names the image layer predicted."""
+
+    labels: np.ndarray
+    uncertainty: np.ndarray
+    seconds: float
+    target: str = ""
+    kind: str = field(init=False, default="whole_prediction")

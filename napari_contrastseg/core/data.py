@@ -1,0 +1,145 @@
+"""The user's input: an image and a sparse label array, checked before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+
+MAX_CLASSES = 255
+
+
+@dataclass
+class SegmentationData:
+    """An image with sparse painted labels.
+
+    Attributes:
+        image: spatial shape ``S`` (2D or 3D), or with one channel axis at ``channel_axis``.
+        labels: integer array of shape ``S``: 0 = not painted, 1..K = classes (1 = background by convention).
+        class_names: optional names of classes 1..K (background first).
+        spacing: voxel size per spatial axis (any unit, e.g. mm).
+        channel_axis: axis of ``image`` holding channels, or None for a single channel.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    class_names: list[str] | None = None
+    spacing: tuple[float, ...] | None = None
+    channel_axis: int | None = None
+    _checked: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def channels_first(self) -> np.ndarray:
+        """Image as float32 ``(C, *S)``."""
+        return as_channels_first(self.image, self.channel_axis)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(self.labels.shape)
+
+    @property
+    def n_classes(self) -> int:
+        """K: the number of classes (from the names if given, else the largest painted value)."""
+        if self.class_names:
+            return len(self.class_names)
+        return int(self.labels.max())
+
+    @property
+    def names(self) -> list[str]:
+        """Class names, generated where the user gave none."""
+        if self.class_names:
+            return list(self.class_names)
+        return ["background"] + [f"class {k}" for k in range(2, self.n_classes + 1)]
+
+    def validate(self) -> SegmentationData:
+        """Raise :class:`InputError` with a plain message if the data cannot be trained on; return self."""
+        check_image(self.image, self.channel_axis)
+        labels = self.labels
+        if labels.shape != spatial_shape_of(self.image, self.channel_axis):
+            raise InputError(
+                f"The labels have shape {labels.shape} but the image's spatial shape is "
+                f"{spatial_shape_of(self.image, self.channel_axis)}; paint on a labels layer of the image's shape."
+            )
+        check_label_values(labels, self.class_names)
+        painted = np.unique(labels[labels > 0])
+        if painted.size == 0:
+            raise InputError("Nothing is painted yet: paint a few strokes of each class, background included.")
+        if painted.size < 2:
+            raise InputError(
+                f"Only class {int(painted[0])} is painted: paint at least two classes (background counts as one)."
+            )
+        if self.spacing is not None and len(self.spacing) != labels.ndim:
+            raise InputError(f"spacing has {len(self.spacing)} values for a {labels.ndim}D image")
+        self._checked = True
+        return self
+
+
+def spatial_shape_of(image: np.ndarray, channel_axis: int | None) -> tuple[int, ...]:
+    """Shape of ``image`` without its channel axis."""
+    shape = list(image.shape)
+    if channel_axis is not None:
+        shape.pop(channel_axis)
+    return tuple(shape)
+
+
+def check_image(image: np.ndarray, channel_axis: int | None) -> None:
+    """Raise :class:`InputError` for images the network cannot use."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"The image must be a numpy array, got {type(image).__name__}.")
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
+        raise InputError(f"The image has data type {image.dtype}; a real-valued numeric image is needed.")
+    if channel_axis is not None and not -image.ndim <= channel_axis < image.ndim:
+        raise InputError(f"channel_axis {channel_axis} does not exist in an image with {image.ndim} axes.")
+    spatial = spatial_shape_of(image, channel_axis)
+    if len(spatial) not in (2, 3):
+        hint = " (set the channel axis for multichannel images)" if len(spatial) == 4 else ""
+        raise InputError(
+            f"Only 2D images and 3D volumes are supported; this one has {len(spatial)} spatial axes{hint}."
+        )
+    if min(spatial) < 1:
+        raise InputError(f"The image is empty (shape {image.shape}).")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise InputError("The image contains NaN or infinite values; replace them (e.g. by 0) before training.")
+    if image.size > 1 and np.ptp(image) == 0:
+        raise InputError("The image is constant (every pixel has the same value); there is nothing to learn from.")
+
+
+def check_label_values(labels: np.ndarray, class_names: list[str] | None) -> None:
+    """Labels must be non-negative integers no larger than the number of classes."""
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or not np.array_equal(labels, np.round(labels)):
+            raise InputError("The labels contain fractional values; labels must be whole numbers (0 = not painted).")
+        raise InputError(f"The labels are floating point ({labels.dtype}); use an integer labels layer or file.")
+    if labels.dtype.kind not in "iub":
+        raise InputError(f"The labels have data type {labels.dtype}; integer labels are needed.")
+    if labels.size and labels.min() < 0:
+        raise InputError("The labels contain negative values; use 0 for unpainted and 1..K for classes.")
+    top = int(labels.max()) if labels.size else 0
+    limit = len(class_names) if class_names else MAX_CLASSES
+    if top > limit:
+        what = f"only {limit} class names are given" if class_names else f"at most {MAX_CLASSES} classes are supported"
+        raise InputError(f"The labels contain the value {top} but {what}.")
+
+
+def as_channels_first(image: np.ndarray, channel_axis: int | None) -> np.ndarray:
+    """``(C, *S)`` float32 view of ``image`` (C = 1 without a channel axis)."""
+    arr = image[None] if channel_axis is None else np.moveaxis(image, channel_axis, 0)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def painted_slice_axis(labels: np.ndarray) -> int:
+    """The axis along which the painting is concentrated: the one with the fewest slices holding paint.
+
+    Ties go to the last axis (axial in RAS-ordered volumes). 2D labels return -1 (no slicing).
+    """
+    if labels.ndim == 2:
+        return -1
+    painted = labels > 0
+    counts = []
+    for axis in range(labels.ndim):
+        other = tuple(a for a in range(labels.ndim) if a != axis)
+        counts.append(int(painted.any(axis=other).sum()))
+    best = min(counts)
+    return max(a for a, c in enumerate(counts) if c == best)

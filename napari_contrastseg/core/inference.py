@@ -1,0 +1,143 @@
+"""Dense prediction of a whole 2D image or 3D volume with MONAI sliding-window inference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+from .data import as_channels_first, check_image, spatial_shape_of
+from .device import autocast, release_memory, select_device
+from .errors import InputError
+from .model import ModelInfo, TrainedModel
+from .normalization import normalize
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class Prediction:
+    """``labels``: ``S`` uint8 in the user's class values 1..K; ``uncertainty``: ``S`` float32 normalised entropy
+    in [0, 1]; ``probabilities``: ``(K, *S)`` float32, or None when not requested."""
+
+    labels: np.ndarray
+    uncertainty: np.ndarray
+    probabilities: np.ndarray | None
+
+
+def predict(
+    model: TrainedModel,
+    image: np.ndarray,
+    channel_axis: int | None = None,
+    *,
+    tile_size: int | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 8,
+    device: str | torch.device = "auto",
+    probabilities: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Prediction:
+    """Predict every voxel of ``image`` (spatial shape ``S``, optional channel axis).
+
+    A 2D network predicts a 3D volume slice by slice along the axis it was trained on (axis 0 for a network
+    trained on 2D images); ``batch_size`` slices (2D) or tiles (3D) go through the network at once.
+    ``tile_size`` defaults to the training crop size; ``overlap`` is the tiles' fractional overlap.
+    """
+    check_image(image, channel_axis)
+    info = model.info
+    spatial = spatial_shape_of(image, channel_axis)
+    volume = normalize(as_channels_first(image, channel_axis), info.normalization)
+    if volume.shape[0] != info.in_channels:
+        raise InputError(
+            f"The model expects {info.in_channels} channel(s) but the image has {volume.shape[0]}; "
+            "set the channel axis, or use a model trained on images like this one."
+        )
+    if info.spatial_dims == 3 and len(spatial) != 3:
+        raise InputError("This model was trained on 3D patches and needs a 3D volume.")
+    dev = torch.device(device) if isinstance(device, torch.device) else select_device(device)
+    network = model.network.to(dev).eval()
+    try:
+        return predict_normalized(
+            network,
+            volume,
+            info,
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=dev,
+            probabilities=probabilities,
+            progress=progress,
+        )
+    finally:
+        model.network.to("cpu")
+        release_memory(dev)
+
+
+def predict_normalized(
+    network: torch.nn.Module,
+    volume: np.ndarray,
+    info: ModelInfo,
+    *,
+    tile_size: int | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 8,
+    device: torch.device,
+    probabilities: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Prediction:
+    """Predict a normalised ``(C, *S)`` array with ``network`` already on ``device`` and in eval mode."""
+    tile = tile_size or max(info.patch_size)
+    if info.spatial_dims == 2 and volume.ndim == 4:
+        axis = info.slice_axis if info.slice_axis is not None else 0
+        stack = np.moveaxis(volume, axis + 1, 0)  # (Z, C, H, W)
+        result = _predict_stack(network, stack, tile, overlap, batch_size, device, probabilities, progress, info)
+        return _move_axis_back(result, axis)
+    result = _predict_stack(network, volume[None], tile, overlap, batch_size, device, probabilities, progress, info)
+    probs = None if result.probabilities is None else result.probabilities[:, 0]
+    return Prediction(result.labels[0], result.uncertainty[0], probs)
+
+
+def _predict_stack(network, stack, tile, overlap, batch_size, dev, probabilities, progress, info) -> Prediction:
+    """Predict ``stack`` ``(N, C, *s)``: N 2D slices, or one image (N = 1); results keep the N axis."""
+    n, k = stack.shape[0], info.n_classes
+    spatial = stack.shape[2:]
+    labels = np.empty((n, *spatial), np.uint8)
+    uncertainty = np.empty((n, *spatial), np.float32)
+    probs = np.empty((k, n, *spatial), np.float32) if probabilities else None
+    chunk = batch_size if info.spatial_dims == 2 else 1
+    log_k = math.log(k) if k > 1 else 1.0
+    roi = (tile,) * info.spatial_dims
+    with torch.inference_mode(), autocast(dev, enabled=True):
+        for start in range(0, n, chunk):
+            x = torch.from_numpy(stack[start : start + chunk]).to(dev)
+            logits = sliding_window_inference(
+                x,
+                roi,
+                sw_batch_size=batch_size,
+                predictor=lambda t: network(t).logits,
+                overlap=overlap,
+                mode="gaussian",
+            )
+            p = torch.softmax(logits.float(), dim=1)
+            entropy = -(p * torch.log(p.clamp_min(1e-8))).sum(1) / log_k
+            labels[start : start + chunk] = (p.argmax(1) + 1).to(torch.uint8).cpu().numpy()
+            uncertainty[start : start + chunk] = entropy.cpu().numpy()
+            if probs is not None:
+                probs[:, start : start + chunk] = p.transpose(0, 1).cpu().numpy()
+            if progress is not None:
+                progress(min(start + chunk, n), n)
+    return Prediction(labels, uncertainty, probs)
+
+
+def _move_axis_back(result: Prediction, axis: int) -> Prediction:
+    """Undo the slice-axis move of a slice-wise prediction."""
+
+    def back(a: np.ndarray, src: int) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(a, src, axis + src))
+
+    probs = None if result.probabilities is None else back(result.probabilities, 1)
+    return Prediction(back(result.labels, 0), back(result.uncertainty, 0), probs)

@@ -1,0 +1,75 @@
+"""The strategy interface every training method implements, and the registry that names them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..network import UNet
+
+
+@dataclass
+class Batch:
+    """One training step's data on the training device.
+
+    ``images``: labelled crops ``(B, C, *P)``; ``labels``: ``(B, *P)`` long, 0 = unpainted, 1..K classes;
+    ``unlabelled``: crops from anywhere ``(Bu, C, *P)``, or None for methods that do not use them.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    unlabelled: torch.Tensor | None = None
+
+
+class Method(nn.Module):
+    """A training method: loss terms, plus any heads or teachers it needs (held as submodules of this module).
+
+    The trainer owns the loop, the optimiser (over the network's and this module's parameters), devices,
+    precision, cancel and events; a method only says what to minimise at a point of the schedule.
+
+    Args:
+        network: the segmentation U-Net being trained.
+        n_classes: K.
+        options: method options; keys must be among :attr:`defaults`.
+    """
+
+    name: ClassVar[str]
+    needs_unlabelled: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, network: UNet, n_classes: int, options: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        unknown = set(options or {}) - set(self.defaults)
+        if unknown:
+            raise InputError(
+                f"Unknown option(s) {sorted(unknown)} for method {self.name!r}; known: {sorted(self.defaults)}."
+            )
+        self.options = {**self.defaults, **(options or {})}
+        self.n_classes = n_classes
+
+    def losses(self, network: UNet, batch: Batch, progress: float) -> dict[str, torch.Tensor]:
+        """Loss terms to add up, at ``progress`` in [0, 1) of the iteration budget."""
+        raise NotImplementedError
+
+    def after_step(self, network: UNet, progress: float) -> None:
+        """Called after each optimiser step (e.g. to update an EMA teacher)."""
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to :data:`METHODS` under ``cls.name``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def create_method(name: str, network: UNet, n_classes: int, options: dict[str, Any] | None = None) -> Method:
+    """Instantiate the method called ``name``; unknown names raise :class:`InputError` listing the known ones."""
+    if name not in METHODS:
+        raise InputError(f"Unknown method {name!r}; choose one of {sorted(METHODS)}.")
+    return METHODS[name](network, n_classes, options)

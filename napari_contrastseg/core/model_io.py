@@ -1,0 +1,114 @@
+"""Model files: weights in safetensors, metadata as JSON in the same file's header. Loading never runs code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .errors import ModelFileError
+from .model import FORMAT_VERSION, ModelInfo, TrainedModel
+
+METADATA_KEY = "contrastseg"
+CHECKSUM_KEY = "contrastseg_sha256"
+SUFFIX = ".safetensors"
+
+
+def save_model(model: TrainedModel, path: str | Path) -> Path:
+    """Write ``model`` to ``path`` (``.safetensors`` appended if missing) and return the path written."""
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    metadata = {METADATA_KEY: json.dumps(model.info.to_dict()), CHECKSUM_KEY: weights_checksum(tensors)}
+    tmp = path.with_name(path.name + ".part")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)  # never leave a half-written model under the real name
+    return path
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Metadata of a model file without loading its weights."""
+    return _parse_info(_read_header_metadata(Path(path)), Path(path))
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Load a model file written by :func:`save_model`; any problem raises :class:`ModelFileError` naming it."""
+    path = Path(path)
+    metadata = _read_header_metadata(path)
+    info = _parse_info(metadata, path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise ModelFileError(f"{path} is damaged or truncated ({err}).") from err
+    if metadata.get(CHECKSUM_KEY) != weights_checksum(tensors):
+        raise ModelFileError(f"{path}: the weights do not match the checksum written with them; the file was altered.")
+    model = TrainedModel.build(info)
+    try:
+        model.network.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: the weights do not fit the network its metadata describes ({err}).") from err
+    return model
+
+
+def weights_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of all tensors, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _read_header_metadata(path: Path) -> dict[str, str]:
+    """The safetensors header's ``__metadata__`` dict, read by hand so that nothing but JSON is parsed."""
+    if not path.is_file():
+        raise ModelFileError(f"No model file at {path}.")
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            raise ModelFileError(
+                f"{path} is a pickled PyTorch checkpoint. napari-contrastseg does not load pickles, because "
+                "loading one can run arbitrary code; use a .safetensors model written by napari-contrastseg."
+            )
+        if len(head) < 8:
+            raise ModelFileError(f"{path} is too short to be a model file ({size} bytes).")
+        (header_len,) = struct.unpack("<Q", head)
+        if header_len > size - 8:
+            raise ModelFileError(f"{path} is truncated or not a safetensors model file.")
+        try:
+            header = json.loads(f.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelFileError(f"{path} is not a safetensors model file (unreadable header).") from err
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
+        raise ModelFileError(f"{path} is a safetensors file but not a napari-contrastseg model (no metadata).")
+    return metadata
+
+
+def _parse_info(metadata: dict[str, str], path: Path) -> ModelInfo:
+    try:
+        values = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path}: the model's metadata is not valid JSON.") from err
+    version = values.get("format_version") if isinstance(values, dict) else None
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: the model's metadata has no format version.")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was written in model format {version} by napari-contrastseg "
+            f"{values.get('package_version', '?')}; this version reads format {FORMAT_VERSION}: please upgrade."
+        )
+    try:
+        return ModelInfo.from_dict(values)
+    except (TypeError, KeyError, ValueError) as err:
+        raise ModelFileError(f"{path}: the model's metadata is incomplete or incompatible ({err}).") from err

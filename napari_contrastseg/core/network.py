@@ -1,0 +1,68 @@
+"""U-Net (2D or 3D) that returns logits and the decoder feature maps the contrastive heads attach to."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from monai.networks.blocks import Convolution
+from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
+from torch import nn
+
+from .config import NetworkConfig
+
+_ACT = ("LeakyReLU", {"negative_slope": 0.1, "inplace": True})
+
+
+class UNetOutput(NamedTuple):
+    """``logits``: ``(B, K, *S)``; ``decoder``: decoder maps coarse to fine, the last ``(B, features[0], *S)``;
+    ``bottleneck``: ``(B, features[-1], *S / 2**(depth-1))``."""
+
+    logits: torch.Tensor
+    decoder: list[torch.Tensor]
+    bottleneck: torch.Tensor
+
+
+class UNet(nn.Module):
+    """A U-Net built from MONAI's BasicUNet blocks with configurable widths and depth.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: image channels C.
+        out_channels: classes K.
+        config: widths (finest to bottleneck), dropout and normalisation.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, config: NetworkConfig) -> None:
+        super().__init__()
+        feats = tuple(config.features)
+        if len(feats) < 2:
+            raise ValueError("a U-Net needs at least two levels of features")
+        norm = (config.norm, {"affine": True}) if config.norm == "instance" else config.norm
+        args = {"act": _ACT, "norm": norm, "bias": True, "dropout": config.dropout}
+        self.spatial_dims = spatial_dims
+        self.features = feats
+        self.stem = TwoConv(spatial_dims, in_channels, feats[0], **args)
+        self.down = nn.ModuleList(Down(spatial_dims, a, b, **args) for a, b in zip(feats[:-1], feats[1:], strict=True))
+        self.up = nn.ModuleList(
+            UpCat(spatial_dims, b, a, a, **args, halves=True) for a, b in zip(feats[:-1], feats[1:], strict=True)
+        )
+        self.head = Convolution(spatial_dims, feats[0], out_channels, kernel_size=1, conv_only=True)
+
+    def forward(self, x: torch.Tensor) -> UNetOutput:
+        """``x``: ``(B, C, *S)`` with every spatial size a multiple of ``2**(depth-1)``."""
+        skips = [self.stem(x)]
+        for down in self.down:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        bottleneck = y
+        decoder = []
+        for up in reversed(self.up):
+            y = up(y, skips.pop())
+            decoder.append(y)
+        return UNetOutput(self.head(y), decoder, bottleneck)
+
+    @property
+    def decoder_channels(self) -> list[int]:
+        """Channels of each decoder map, coarse to fine."""
+        return list(reversed(self.features[:-1]))

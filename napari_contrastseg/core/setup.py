@@ -1,0 +1,76 @@
+"""Resolve a training request (data + config + optional warm-start model) into concrete choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import SegmentationData, painted_slice_axis
+from .errors import InputError
+from .model import ModelInfo, TrainedModel
+from .normalization import normalize
+
+DEFAULT_PATCH = {2: 128, 3: 48}
+
+
+@dataclass
+class TrainingPlan:
+    """What a run trains on: normalised image ``(C, *S)``, labels ``S`` (int64), and the model's metadata."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    info: ModelInfo
+
+
+def plan_training(data: SegmentationData, config: TrainConfig) -> TrainingPlan:
+    """Check the data and derive dims, slice axis and patch size; raises :class:`InputError` on bad input."""
+    data.validate()
+    if config.iterations < 1 or config.batch_size < 1:
+        raise InputError("iterations and batch_size must be at least 1.")
+    labels = np.asarray(data.labels, dtype=np.int64)
+    ndim = labels.ndim
+    dims = {"auto": "2d"}.get(config.dims, config.dims)
+    if dims not in ("2d", "3d"):
+        raise InputError(f"dims must be auto, 2d or 3d, not {config.dims!r}.")
+    if dims == "3d" and ndim != 3:
+        raise InputError("3D patch training needs a 3D volume; this image is 2D.")
+    slice_axis = None
+    if ndim == 3 and dims == "2d":
+        slice_axis = painted_slice_axis(labels) if config.slice_axis is None else config.slice_axis
+        if not -3 <= slice_axis < 3:
+            raise InputError(f"slice_axis {slice_axis} does not exist in a 3D volume (use 0, 1 or 2).")
+        slice_axis %= 3
+    spatial_dims = 2 if dims == "2d" else 3
+    plane = [s for a, s in enumerate(labels.shape) if a != slice_axis] if ndim == 3 else list(labels.shape)
+    size = config.patch_size or DEFAULT_PATCH[spatial_dims]
+    m = config.network.min_size
+    if size < m or size % m:
+        raise InputError(f"patch_size must be a multiple of {m} (the network's pooling steps), got {size}.")
+    patch = [min(size, -(-s // m) * m) for s in plane]  # no bigger than the image, padded to a multiple of m
+    image = normalize(data.channels_first, config.normalization)
+    info = ModelInfo(
+        class_names=data.names,
+        in_channels=image.shape[0],
+        spatial_dims=spatial_dims,
+        image_ndim=ndim,
+        slice_axis=slice_axis,
+        patch_size=patch,
+        network=config.network,
+        normalization=config.normalization,
+        method=config.method,
+        method_options=dict(config.method_options),
+        spacing=list(data.spacing) if data.spacing is not None else None,
+    )
+    return TrainingPlan(image, labels, info)
+
+
+def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:
+    """How ``model``'s weights can seed a run planned as ``info``: ``"full"`` or ``"partial (new classes)"``."""
+    old = model.info
+    if old.in_channels != info.in_channels:
+        raise InputError(f"The current model takes {old.in_channels} channel(s), this image has {info.in_channels}.")
+    if old.spatial_dims != info.spatial_dims or tuple(old.network.features) != tuple(info.network.features):
+        raise InputError("The current model has a different network shape (2D/3D or widths); train a new one.")
+    return "full" if old.n_classes == info.n_classes else "partial (new classes)"

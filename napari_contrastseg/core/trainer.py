@@ -1,0 +1,222 @@
+"""The one training loop every front end drives: ``for event in train(data, config): ...``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import SegmentationData
+from .device import autocast, describe_device, release_memory, select_device
+from .errors import ContrastSegError, TrainingError
+from .events import Checkpoint, Failed, Finished, Preview, Started, Step, TrainingEvent
+from .inference import predict_normalized
+from .methods import Batch, Method, create_method
+from .model import TrainedModel
+from .network import UNet
+from .sampling import PatchSampler
+from .setup import TrainingPlan, check_warm_start, plan_training
+
+
+class CancelFlag(Protocol):
+    """Anything with ``is_set()``, e.g. :class:`threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class PreviewRequest:
+    """The slice a front end wants previewed; it may change ``index``/``axis`` while training runs.
+
+    For a 2D network on a volume the preview is along the training slice axis; ``index`` None means the middle
+    painted slice. ``axis`` is used by 3D networks only.
+    """
+
+    index: int | None = None
+    axis: int | None = None
+
+
+def train(
+    data: SegmentationData,
+    config: TrainConfig | None = None,
+    *,
+    initial_model: TrainedModel | None = None,
+    cancel: CancelFlag | None = None,
+    preview: PreviewRequest | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> Iterator[TrainingEvent]:
+    """Train on painted voxels (and, per method, unpainted ones), yielding events.
+
+    Yields :class:`Started`, then :class:`Step` every iteration, :class:`Preview` every ``preview_every`` steps
+    when ``preview`` is given, :class:`Checkpoint` every ``checkpoint_every`` steps when ``checkpoint_dir`` is
+    given, and finally :class:`Finished` (also after a cancel, with the last weights) or :class:`Failed`.
+    Problems never escape as exceptions: they arrive as a :class:`Failed` event with a plain message.
+    """
+    config = config or TrainConfig()
+    device = None
+    try:
+        plan = plan_training(data, config)
+        device = select_device(config.device)
+        yield from _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir)
+    except ContrastSegError as err:
+        yield Failed(str(err), type(err).__name__)
+    except Exception as err:  # noqa: BLE001 - front ends need an event, not a crash
+        yield Failed(f"Training failed unexpectedly: {type(err).__name__}: {err}", type(err).__name__)
+    finally:
+        if device is not None:
+            release_memory(device)
+
+
+def train_model(data: SegmentationData, config: TrainConfig | None = None, **options) -> TrainedModel:
+    """Run :func:`train` to the end and return the model; a :class:`Failed` event raises :class:`TrainingError`."""
+    for event in train(data, config, **options):
+        if isinstance(event, Failed):
+            raise TrainingError(event.message)
+        if isinstance(event, Finished):
+            return event.model
+    raise TrainingError("training ended without a result")
+
+
+def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -> Iterator[TrainingEvent]:
+    info = plan.info
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    network = UNet(info.spatial_dims, info.in_channels, info.n_classes, info.network)
+    warm = "none"
+    if initial_model is not None:
+        warm = check_warm_start(initial_model, info)
+        state = initial_model.network.state_dict()
+        if warm != "full":
+            state = {k: v for k, v in state.items() if not k.startswith("head.")}
+        network.load_state_dict(state, strict=warm == "full")
+    network.to(device).train()
+    method = create_method(config.method, network, info.n_classes, config.method_options).to(device)
+    params = [p for m in (network, method) for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    total = config.iterations
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / total))
+    )
+    use_fp16 = config.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+    sampler = PatchSampler(plan.image, plan.labels, tuple(info.patch_size), info.slice_axis, rng)
+    batch_size = config.batch_size
+    yield Started(
+        describe_device(device),
+        sum(p.numel() for p in network.parameters()),
+        config.method,
+        total,
+        f"{info.spatial_dims}d",
+        info.slice_axis,
+        tuple(info.patch_size),
+        batch_size,
+        warm,
+    )
+    start, iteration, cancelled, losses = time.perf_counter(), 0, False, {}
+    while iteration < total:
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            break
+        batch = _sample(sampler, batch_size, method, device)
+        try:
+            losses = _step(network, method, optimizer, scaler, batch, iteration / total, config.amp, device)
+        except torch.OutOfMemoryError:
+            optimizer.zero_grad(set_to_none=True)
+            release_memory(device)
+            if batch_size == 1:
+                raise TrainingError(
+                    "Out of GPU memory even with one crop per step: use a smaller patch size, a smaller network, "
+                    "or the CPU."
+                ) from None
+            batch_size = max(1, batch_size // 2)
+            continue
+        scheduler.step()
+        method.after_step(network, iteration / total)
+        iteration += 1
+        elapsed = time.perf_counter() - start
+        yield Step(iteration, total, losses, scheduler.get_last_lr()[0], iteration / elapsed, batch_size)
+        if preview is not None and config.preview_every and iteration % config.preview_every == 0:
+            yield _preview(network, plan, preview, iteration, device)
+        if checkpoint_dir is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
+            path = _snapshot(network, plan, config, iteration, time.perf_counter() - start, losses, device)
+            yield Checkpoint(iteration, str(path.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
+    seconds = time.perf_counter() - start
+    model = _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=cancelled)
+    del network, method, optimizer
+    release_memory(device)
+    yield Finished(iteration, cancelled, seconds, model, model.info.training)
+
+
+def _sample(sampler: PatchSampler, batch_size: int, method: Method, device: torch.device) -> Batch:
+    images, labels = sampler.labelled(batch_size)
+    unlabelled = sampler.unlabelled(batch_size) if method.needs_unlabelled else None
+    return Batch(
+        torch.from_numpy(images).to(device),
+        torch.from_numpy(labels).to(device),
+        None if unlabelled is None else torch.from_numpy(unlabelled).to(device),
+    )
+
+
+def _step(network, method, optimizer, scaler, batch, progress, amp, device) -> dict[str, float]:
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, amp):
+        terms = method.losses(network, batch, progress)
+    total = torch.stack([t.float() for t in terms.values()]).sum()
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    values = torch.stack([t.detach().float() for t in (*terms.values(), total)]).cpu().tolist()
+    return dict(zip([*terms, "total"], values, strict=True))
+
+
+def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iteration: int, device) -> Preview:
+    """Predict the requested slice (or the whole 2D image) with the current weights."""
+    info, image = plan.info, plan.image
+    axis = index = None
+    if image.ndim == 4:
+        axis = info.slice_axis if info.spatial_dims == 2 else (request.axis or 0) % 3
+        painted = np.flatnonzero((plan.labels > 0).any(axis=tuple(a for a in range(3) if a != axis)))
+        index = request.index if request.index is not None else int(painted[len(painted) // 2])
+        index = int(np.clip(index, 0, image.shape[axis + 1] - 1))
+        if info.spatial_dims == 2:
+            image = np.take(image, [index], axis=axis + 1)
+        else:
+            half = info.patch_size[axis] // 2
+            lo = max(0, index - half)
+            image = np.take(image, range(lo, min(image.shape[axis + 1], lo + 2 * half)), axis=axis + 1)
+    network.eval()
+    try:
+        result = predict_normalized(network, image, info, device=device, probabilities=False)
+    finally:
+        network.train()
+    labels, uncertainty = result.labels, result.uncertainty
+    if axis is not None:
+        at = 0 if info.spatial_dims == 2 else index - max(0, index - info.patch_size[axis] // 2)
+        labels, uncertainty = np.take(labels, at, axis=axis), np.take(uncertainty, at, axis=axis)
+    return Preview(iteration, axis, index, labels, uncertainty)
+
+
+def _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=False) -> TrainedModel:
+    """A CPU copy of the current weights with the run's summary in its metadata."""
+    counts = np.bincount(plan.labels.reshape(-1), minlength=plan.info.n_classes + 1)[1:]
+    info = copy.deepcopy(plan.info)
+    info.training = {
+        "iterations": iteration,
+        "cancelled": cancelled,
+        "seconds": round(seconds, 2),
+        "device": describe_device(device),
+        "final_losses": losses,
+        "painted_voxels_per_class": {n: int(c) for n, c in zip(info.class_names, counts, strict=True)},
+        "config": json.loads(json.dumps(config.to_dict())),  # JSON-plain, as stored
+    }
+    cpu_net = copy.deepcopy(network).cpu().eval()
+    return TrainedModel(cpu_net, info)

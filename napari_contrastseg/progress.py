@@ -1,0 +1,35 @@
+"""Showing a training run in a terminal: a progress bar, or the trainer's events as JSON lines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+from .core.events import Failed, Finished, Step, TrainingEvent
+
+
+def consume_events(events: Iterator[TrainingEvent], jsonl: bool, total: int) -> Finished | None:
+    """Print events (JSON lines, or a progress bar); return the Finished event, or None after a failure."""
+    bar = None
+    if not jsonl:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="training", unit="it")
+    try:
+        for event in events:
+            if jsonl:
+                print(event.to_json(), flush=True)
+            elif isinstance(event, Step):
+                bar.update(1)
+                bar.set_postfix(loss=f"{event.losses['total']:.3f}")
+            if isinstance(event, Failed):
+                if not jsonl:
+                    bar.close()
+                    print(f"contrastseg: error: {event.message}", file=sys.stderr)
+                return None
+            if isinstance(event, Finished):
+                return event
+    finally:
+        if bar is not None:
+            bar.close()
+    return None

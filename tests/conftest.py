@@ -1,0 +1,53 @@
+"""Shared fixtures: small synthetic images with painted strokes, and fast training configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_contrastseg.core.config import NetworkConfig, TrainConfig
+from napari_contrastseg.core.data import SegmentationData
+
+
+def disks_2d(shape=(48, 56), seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy image of bright disks on a dark background and its dense truth (1 background, 2 disk)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    truth = np.ones(shape, np.uint8)
+    for cy, cx, r in ((12, 14, 7), (30, 40, 9), (36, 12, 6)):
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 2
+    image = (truth == 2) * 1.0 + rng.normal(0, 0.3, shape)
+    return image.astype(np.float32), truth
+
+
+def strokes(truth: np.ndarray, every: int = 9) -> np.ndarray:
+    """Sparse painting: every ``every``-th row of the truth, 0 elsewhere."""
+    painted = np.zeros_like(truth)
+    painted[::every] = truth[::every]
+    return painted
+
+
+@pytest.fixture
+def data_2d() -> SegmentationData:
+    image, truth = disks_2d()
+    return SegmentationData(image, strokes(truth))
+
+
+@pytest.fixture
+def data_3d() -> SegmentationData:
+    """A 3D volume (Z, Y, X) = (6, 48, 56) of disk columns painted on slices 1 and 4 along axis 0."""
+    image2d, truth2d = disks_2d()
+    rng = np.random.default_rng(1)
+    image = np.stack([image2d + rng.normal(0, 0.1, image2d.shape) for _ in range(6)]).astype(np.float32)
+    truth = np.stack([truth2d] * 6)
+    painted = np.zeros_like(truth)
+    painted[[1, 4]] = truth[[1, 4]]
+    return SegmentationData(image, painted)
+
+
+@pytest.fixture
+def fast_config() -> TrainConfig:
+    """A tiny network and few iterations: seconds on a CPU."""
+    return TrainConfig(
+        iterations=6, batch_size=2, patch_size=32, device="cpu", preview_every=2, network=NetworkConfig((8, 16, 32))
+    )

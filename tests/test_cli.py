@@ -1,0 +1,88 @@
+"""The contrastseg command: train/predict/info round trip on NIfTI (affine kept), JSON events, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+
+from napari_contrastseg.cli import main
+from napari_contrastseg.samples import load_sample
+
+FAST = ["--iterations", "3", "--batch-size", "2", "--patch-size", "32", "--features", "8,16,32", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def oblique_nifti(tmp_path_factory):
+    """The colin27 sample cropped small, saved with an oblique, anisotropic affine."""
+    s = load_sample("colin27-deep")
+    folder = tmp_path_factory.mktemp("nifti")
+    affine = np.array([[0.9, 0.2, 0, 10], [-0.2, 0.9, 0, -20], [0, 0, 2.5, 5], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(s.image[:, :, 10:40], affine), folder / "image.nii.gz")
+    nib.save(nib.Nifti1Image(s.painted[:, :, 10:40], affine), folder / "labels.nii.gz")
+    return folder, affine
+
+
+def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path, capsys):
+    folder, affine = oblique_nifti
+    model = tmp_path / "model.safetensors"
+    assert main(["train", str(folder / "image.nii.gz"), str(folder / "labels.nii.gz"), "-o", str(model), *FAST]) == 0
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(model), str(folder / "image.nii.gz"), "-o", str(out), "--uncertainty"]) == 0
+    pred = nib.load(out)
+    np.testing.assert_allclose(pred.affine, affine, atol=1e-5)
+    assert pred.shape == (90, 78, 30) and np.asarray(pred.dataobj).dtype == np.uint8
+    assert nib.load(tmp_path / "pred_uncertainty.nii.gz").shape == (90, 78, 30)
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["spacing"] == pytest.approx([0.922, 0.922, 2.5], abs=1e-3) and info["slice_axis"] == 2
+
+
+def test_predict_a_folder_of_tiffs_and_npy(oblique_nifti, tmp_path):
+    folder, _ = oblique_nifti
+    model = tmp_path / "m.safetensors"
+    main(["train", str(folder / "image.nii.gz"), str(folder / "labels.nii.gz"), "-o", str(model), *FAST])
+    images = tmp_path / "in"
+    images.mkdir()
+    volume = nib.load(folder / "image.nii.gz").get_fdata(dtype=np.float32)
+    tifffile.imwrite(images / "a.tif", volume)
+    np.save(images / "b.npy", volume)
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path / "out")]) == 0
+    assert tifffile.imread(tmp_path / "out" / "a_labels.tif").shape == volume.shape
+    assert np.load(tmp_path / "out" / "b_labels.npy").shape == volume.shape
+
+
+def test_events_jsonl_for_other_programs(oblique_nifti, tmp_path):
+    folder, _ = oblique_nifti
+    model = tmp_path / "model.safetensors"
+    cmd = [sys.executable, "-m", "napari_contrastseg", "train", str(folder / "image.nii.gz"),
+           str(folder / "labels.nii.gz"), "-o", str(model), "--events", "jsonl", *FAST]  # fmt: skip
+    lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["kind"] for e in events] == ["started", "step", "step", "step", "finished", "saved"]
+    assert events[1]["losses"]["total"] > 0 and events[-1]["path"] == str(model) and model.is_file()
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [(("image.xyz", "labels.nii.gz"), "unknown image format"), (("missing.nii.gz", "labels.nii.gz"), "No file")],
+)
+def test_bad_files_give_a_clear_error_and_exit_1(oblique_nifti, tmp_path, capsys, files, message):
+    folder, _ = oblique_nifti
+    (folder / "image.xyz").write_text("?")
+    args = ["train", str(folder / files[0]), str(folder / files[1]), "-o", str(tmp_path / "m"), *FAST]
+    assert main(args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_unreadable_file_is_reported(tmp_path, capsys):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a nifti")
+    assert main(["train", str(bad), str(bad), "-o", str(tmp_path / "m")]) == 1
+    assert "Could not read" in capsys.readouterr().err
