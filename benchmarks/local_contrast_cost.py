@@ -7,7 +7,7 @@ fully labelled slices of the reference), labels uniform over 3 classes (1 = back
 Configurations that would exceed the memory or time cap are skipped with an estimate scaled from the largest
 run of the same mode (memory and time grow with the number of pairs).
 
-    python benchmarks/local_contrast_cost.py [--quick]
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/local_contrast_cost.py [--quick]   # see docs/loss-cost.md
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from qtpy.QtCore import QObject, QTimer
 
+from .layers import same_layer
+
 ENV_DIR = "CONTRASTSEG_AUTOSAVE_DIR"
 
 
@@ -56,9 +58,7 @@ class SavedScribbles:
         return "just now"
 
 
-def save_scribbles(
-    labels: np.ndarray, image_name: str, labels_name: str, class_names: list[str] | None = None
-) -> Path:
+def save_scribbles(labels: np.ndarray, image_name: str, labels_name: str, class_names: list[str] | None = None) -> Path:
     """Write the painted voxels of ``labels`` (atomically); returns the file."""
     path = autosave_path(image_name, labels.shape)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ class ScribbleAutosave(QObject):
 
     def watch(self, layer, image_name: str, class_names: list[str] | None = None) -> None:
         """Follow ``layer`` (a labels layer painted over image ``image_name``); None stops watching."""
-        if layer is self._layer and image_name == self._image_name:
+        if same_layer(layer, self._layer) and image_name == self._image_name:
             return
         self.unwatch()
         self._layer, self._image_name = layer, image_name

@@ -8,6 +8,13 @@ import numpy as np
 OUTPUT_KEY = "contrastseg_output"
 
 
+def same_layer(a, b) -> bool:
+    """Identity of two layers, seeing through napari's plugin proxies (each access makes a new proxy)."""
+    if a is None or b is None:
+        return a is b
+    return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
+
+
 def image_array(layer) -> tuple[np.ndarray, int | None]:
     """The image as a NumPy array (full resolution) and its channel axis (RGB last, else None)."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data

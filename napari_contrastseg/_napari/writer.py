@@ -58,7 +58,7 @@ def _write_tiff(path: Path, array: np.ndarray, spacing: tuple[float, ...]) -> Pa
         metadata = {"axes": "ZYX" if array.ndim == 3 else "YX", "unit": "mm"}
         if array.ndim == 3:
             metadata["spacing"] = spacing[0]
-        tifffile.imwrite(path, array, imagej=True, resolution=(1.0 / ys, 1.0 / xs), metadata=metadata)
+        tifffile.imwrite(path, array, imagej=True, resolution=(1.0 / xs, 1.0 / ys), metadata=metadata)  # (x, y)
     else:
         tifffile.imwrite(path, array, compression="zlib", metadata={"spacing": list(spacing)})
     return path

@@ -59,3 +59,25 @@ def prediction_failure(err: BaseException) -> str:
     if isinstance(err, ContrastSegError):
         return str(err)
     return f"Prediction failed: {type(err).__name__}: {err}"
+
+
+def apply_model_events(
+    model: TrainedModel,
+    image: np.ndarray,
+    channel_axis: int | None,
+    device: str,
+    control: RunControl,
+    cpu_threads: int = 1,
+    target: str = "",
+) -> Iterator[TrainingEvent]:
+    """Worker generator for "Apply": :func:`predict_whole` with the worker's thread count; sets ``control.done``."""
+    control.started.set()
+    try:
+        if control.abort.is_set():
+            return
+        import torch
+
+        torch.set_num_threads(max(1, int(cpu_threads)))
+        yield from predict_whole(model, image, channel_axis, device, control, target)
+    finally:
+        control.done.set()

@@ -42,7 +42,10 @@ def training_events(request: TrainingRequest, control: RunControl) -> Iterator[T
 
     Never raises: problems arrive as :class:`Failed`. ``control.done`` is set when the generator ends.
     """
+    control.started.set()
     try:
+        if control.abort.is_set():
+            return
         import torch
 
         torch.set_num_threads(max(1, int(request.cpu_threads)))  # per thread: the GUI thread keeps its own

@@ -1,0 +1,169 @@
+"""ACTION (You et al., IPMI 2023): EMA teacher, contrastive distillation with soft negatives, anatomical contrast.
+
+Schedule inside one budget (fractions are options): stage 1 ``global_fraction`` of the iterations distils the
+teacher's pooled-bottleneck embeddings into the student's (KL over a FIFO queue of teacher embeddings); stage 2
+``local_fraction`` does the same on pooled patches of the output feature map, with the supervised loss; stage 3 (the
+rest) trains with supervised + pseudo-label loss on CutMix-mixed unlabelled views + ``anco_weight`` x anatomical
+contrast. The teacher sees weak augmentation, the student strong. Named deviations from the reference:
+``joint_supervision`` (default True) adds the supervised loss to stage 1 too; strong intensity augmentation
+(brightness, contrast, gamma, noise at twice the weak ranges) stands in for the AdvMorph augmentation the reference
+code imports but does not ship, because it keeps pixels aligned between teacher and student views; the trainer's
+AdamW replaces the reference SGD.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..augment import intensity_augment
+from ..losses import (
+    EmbeddingQueue,
+    ProjectionMLP,
+    RepresentationHead,
+    anatomical_contrast_loss,
+    contrastive_distillation_loss,
+    cutmix,
+    ema_update,
+    local_patch_embeddings,
+    painted_ce_dice_loss,
+    pseudo_label_loss,
+)
+from ..network import UNet
+from .base import Batch, Method, register
+from .schedule import seeded_generator, stage_at
+
+
+class DistillationBranch(nn.Module):
+    """Student head + predictor, the teacher's EMA head, and the queue of teacher embeddings of one branch."""
+
+    def __init__(self, in_features: int, dim: int, queue_size: int) -> None:
+        super().__init__()
+        self.head = ProjectionMLP(in_features, out_features=dim)
+        self.predictor = ProjectionMLP(dim, out_features=dim)
+        self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.queue = EmbeddingQueue(dim, queue_size)
+
+    def loss(self, student_feat: torch.Tensor, teacher_feat: torch.Tensor, tau_s: float, tau_t: float) -> torch.Tensor:
+        """``(N, in_features)`` pooled student/teacher features -> KL distillation loss; pushes the teacher's."""
+        with torch.no_grad():
+            z_t = self.teacher_head(teacher_feat.float())
+        z_s = self.predictor(self.head(student_feat.float()))
+        anchors = self.queue.anchors
+        loss = contrastive_distillation_loss(z_s, z_t, anchors, tau_s, tau_t) if len(anchors) else z_s.sum() * 0.0
+        self.queue.push(z_t)
+        return loss
+
+
+@register
+class Action(Method):
+    """Student/EMA-teacher contrastive distillation + anatomical contrast; see the module docstring."""
+
+    name = "action"
+    needs_unlabelled = True
+    defaults = {
+        "global_fraction": 0.2,
+        "local_fraction": 0.3,
+        "joint_supervision": True,
+        "momentum": 0.99,
+        "queue_size": 36,
+        "embedding_dim": 256,
+        "tau_s": 0.1,
+        "tau_t": 0.01,
+        "local_patch": 64,
+        "local_stride": 32,
+        "confidence_threshold": 0.97,
+        "anco_weight": 0.01,
+        "anco_queries": 256,
+        "anco_negatives": 512,
+        "anco_temperature": 0.5,
+        "anco_valid_threshold": 0.7,
+        "representation_dim": 512,
+        "strong_augmentation": 2.0,
+    }
+
+    def __init__(self, network: UNet, n_classes: int, options: dict | None = None) -> None:
+        super().__init__(network, n_classes, options)
+        o = self.options
+        self.teacher = [copy.deepcopy(network).requires_grad_(False)]  # a list: not a submodule, not optimised
+        self.global_branch = DistillationBranch(network.features[-1], o["embedding_dim"], o["queue_size"])
+        self.local_branch = DistillationBranch(network.features[0], o["embedding_dim"], o["queue_size"])
+        self.representation = RepresentationHead(
+            network.decoder_channels, o["representation_dim"], network.spatial_dims
+        )
+        self.generator = seeded_generator()
+
+    def _apply(self, fn, *args, **kwargs):  # keep the teacher on the method's device
+        self.teacher[0]._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def losses(self, network: UNet, batch: Batch, progress: float) -> dict[str, torch.Tensor]:
+        o, g = self.options, self.generator
+        teacher = self.teacher[0].eval()
+        stage = stage_at(progress, [o["global_fraction"], o["local_fraction"]])
+        terms: dict[str, torch.Tensor] = {}
+        images, labels = batch.images, batch.labels
+        if stage < 2:
+            both = torch.cat([images, batch.unlabelled])
+            weak = intensity_augment(both, g)
+            strong = intensity_augment(both, g, o["strong_augmentation"])
+            with torch.no_grad():
+                t_out = teacher(weak)
+            s_out = network(strong)
+            if stage == 0:
+                terms["global_distill"] = self.global_branch.loss(
+                    _pool(s_out.bottleneck), _pool(t_out.bottleneck), o["tau_s"], o["tau_t"]
+                )
+            else:
+                terms["local_distill"] = self.local_branch.loss(
+                    local_patch_embeddings(s_out.decoder[-1], o["local_patch"], o["local_stride"]),
+                    local_patch_embeddings(t_out.decoder[-1], o["local_patch"], o["local_stride"]),
+                    o["tau_s"], o["tau_t"],
+                )  # fmt: skip
+            if stage == 1 or o["joint_supervision"]:
+                terms["supervised"] = painted_ce_dice_loss(network(images).logits, labels)
+            return terms
+        return self._stage3(network, teacher, images, labels, batch.unlabelled)
+
+    def _stage3(self, network, teacher, images, labels, unlabelled) -> dict[str, torch.Tensor]:
+        o, g = self.options, self.generator
+        with torch.no_grad():
+            t_unl = torch.softmax(teacher(intensity_augment(unlabelled, g)).logits.float(), 1)
+            t_lab = torch.softmax(teacher(images).logits.float(), 1)
+            shuffled = torch.roll(torch.arange(len(unlabelled)), 1)
+            mixed, t_mixed = cutmix(unlabelled, unlabelled[shuffled], (t_unl, t_unl[shuffled]), generator=g)
+        strong = intensity_augment(mixed, g, o["strong_augmentation"])
+        out = network(torch.cat([images, strong]))
+        logits_lab, logits_unl = out.logits[: len(images)], out.logits[len(images) :]
+        unsup, _ = pseudo_label_loss(logits_unl.float(), t_mixed, o["confidence_threshold"])
+        confidence, pseudo = torch.cat([t_lab, t_mixed]).max(1)  # (B + Bu, *S)
+        unpainted = torch.zeros_like(pseudo[len(images) :])
+        painted = torch.cat([labels > 0, unpainted.bool()])
+        target = torch.where(painted, torch.cat([labels, unpainted]), pseudo + 1)
+        with torch.no_grad():
+            probs = torch.softmax(out.logits.float(), 1)
+            own = probs.gather(1, (target - 1).clamp_min(0)[:, None])[:, 0]
+        anco = anatomical_contrast_loss(
+            self.representation(out.decoder).float(), target, torch.where(painted, 1.0, confidence), own, painted,
+            strong_threshold=o["confidence_threshold"], valid_threshold=o["anco_valid_threshold"],
+            n_queries=o["anco_queries"], n_negatives=o["anco_negatives"], temperature=o["anco_temperature"],
+            generator=None,
+        )  # fmt: skip
+        return {
+            "supervised": painted_ce_dice_loss(logits_lab, labels),
+            "pseudo_label": unsup,
+            "anatomical": o["anco_weight"] * anco,
+        }
+
+    def after_step(self, network: UNet, progress: float) -> None:
+        momentum = self.options["momentum"]
+        ema_update(self.teacher[0], network, momentum)
+        for branch in (self.global_branch, self.local_branch):
+            ema_update(branch.teacher_head, branch.head, momentum)
+
+
+def _pool(feat: torch.Tensor) -> torch.Tensor:
+    """Global average pool ``(B, C, *S) -> (B, C)``."""
+    return feat.flatten(2).mean(2)

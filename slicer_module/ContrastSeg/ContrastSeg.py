@@ -1,0 +1,366 @@
+import logging
+import os
+import sys
+
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from ContrastSegLib.conversions import ConversionError, add_background_segment, find_background_segment
+from ContrastSegLib.logic import ContrastSegLogic, TrainingOptions
+from ContrastSegLib.process import kill_all
+
+#
+# ContrastSeg
+#
+
+
+class ContrastSeg(ScriptedLoadableModule):
+    """Uses ScriptedLoadableModule base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("ContrastSeg")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = []  # PyTorch (SlicerPyTorch extension) is checked on first use
+        self.parent.contributors = ["napari-contrastseg developers"]
+        self.parent.helpText = _("""
+Train a segmentation network from a few painted slices, in the background, and get the structures back as segments.
+Paint a segment named "background" and one segment per structure with the Segment Editor (any slice view),
+press Train, keep working, then press Apply. The painted segmentation is never modified.
+More in docs/slicer.md of the napari-contrastseg source.
+""")
+        self.parent.acknowledgementText = _("""
+Built on the napari-contrastseg engine (semi-supervised contrastive learning for few-label segmentation).
+Uses the SlicerPyTorch extension to install PyTorch.
+""")
+
+
+#
+# ContrastSegWidget
+#
+
+
+class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Uses ScriptedLoadableModuleWidget base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    POLL_INTERVAL_MS = 250
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._observedSegmentation = None
+        self._timer = None
+        self._predictionTarget = None  # (volume, output segmentation, painted segmentation) of the running Apply
+        self._uncertaintyNode = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/ContrastSeg.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = ContrastSegLogic()
+        self._timer = qt.QTimer()
+        self._timer.setInterval(self.POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self.onTimer)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
+        self.ui.stopButton.connect("clicked(bool)", self.onStopButton)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.addBackgroundButton.connect("clicked(bool)", self.onAddBackgroundButton)
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        """Called when the application closes and the module widget is destroyed."""
+        if self._timer:
+            self._timer.stop()
+        if self.logic:
+            self.logic.cleanup()
+        kill_all()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIState)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self.logic and self.logic.busy:
+            self.logic.task.runner.kill()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        from ContrastSegLib.parameters import getParameterNode
+
+        self.setParameterNode(getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode:
+                self._parameterNode.inputVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIState)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIState)
+        self.updateGUIState()
+
+    # -- GUI state ---------------------------------------------------------------------------------------------
+
+    def _observePaintedSegmentation(self, node) -> None:
+        if node is self._observedSegmentation:
+            return
+        if self._observedSegmentation is not None:
+            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                          slicer.vtkSegmentation.SegmentModified):
+                self.removeObserver(self._observedSegmentation, event, self.updateGUIState)
+        self._observedSegmentation = node
+        if node is not None:
+            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                          slicer.vtkSegmentation.SegmentModified):
+                self.addObserver(node, event, self.updateGUIState)
+
+    def updateGUIState(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        busy = bool(self.logic and self.logic.busy)
+        painted = p.paintedSegmentation if p else None
+        self._observePaintedSegmentation(painted)
+        hasBackground = bool(painted and find_background_segment(painted))
+        if painted is None:
+            self.ui.backgroundStatusLabel.text = _("Pick or create a segmentation and paint it in the Segment Editor.")
+        elif hasBackground:
+            self.ui.backgroundStatusLabel.text = _('"background" segment: found.')
+        else:
+            self.ui.backgroundStatusLabel.text = _('A segment named "background" is required.')
+        self.ui.addBackgroundButton.visible = painted is not None and not hasBackground
+        self.ui.addBackgroundButton.enabled = not busy
+        self.ui.trainButton.enabled = bool(p and p.inputVolume and painted and hasBackground and not busy)
+        self.ui.stopButton.enabled = busy
+        self.ui.applyButton.enabled = bool(p and p.inputVolume and self.logic and self.logic.has_model and not busy)
+
+    def setStatus(self, text: str) -> None:
+        self.ui.statusLabel.text = text
+        slicer.util.showStatusMessage(f"ContrastSeg: {text}", 3000)
+
+    # -- actions -----------------------------------------------------------------------------------------------
+
+    def onAddBackgroundButton(self) -> None:
+        painted = self._parameterNode.paintedSegmentation
+        if painted is None:
+            return
+        if not slicer.util.confirmYesNoDisplay(_('Add an empty segment named "background" to "{name}"?').format(
+                name=painted.GetName()), windowTitle="ContrastSeg"):
+            return
+        add_background_segment(painted)
+        self.setStatus(_('Paint some "background" voxels (anything that is none of the structures), then Train.'))
+        self.updateGUIState()
+
+    def _ensureDependencies(self) -> bool:
+        from ContrastSegLib.dependencies import DependencyError, ensure_dependencies
+
+        try:
+            ensure_dependencies()  # asks before installing anything; nothing happens when all is there
+        except DependencyError as err:
+            slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
+            self.setStatus(str(err))
+            return False
+        return True
+
+    def onTrainButton(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode
+        options = TrainingOptions(method=p.method, iterations=p.iterations, device=p.device, warm_start=p.warmStart)
+        with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
+            try:
+                notes = self.logic.start_training(p.inputVolume, p.paintedSegmentation, options)
+            except ConversionError as err:
+                slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
+                return
+            self.ui.progressBar.maximum = max(1, p.iterations)
+            self.ui.progressBar.value = 0
+            self.setStatus(" ".join([_("Starting training...")] + notes))
+            self._timer.start()
+        self.updateGUIState()
+
+    def onStopButton(self) -> None:
+        if not self.logic.busy:
+            return
+        secondPress = self.logic.task.runner.stop_requested
+        self.logic.stop()
+        self.setStatus(_("Ending now...") if secondPress else _("Stopping after the current step (press again to end at once)..."))
+
+    def onApplyButton(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode
+        output = p.outputSegmentation
+        if output is not None and output is p.paintedSegmentation:
+            slicer.util.errorDisplay(_("Pick an output segmentation other than the one you painted."),
+                                     windowTitle="ContrastSeg")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not start the prediction."), waitCursor=True):
+            try:
+                self.logic.start_prediction(p.inputVolume, device=p.device, uncertainty=p.showUncertainty)
+            except ConversionError as err:
+                slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
+                return
+            self._predictionTarget = (p.inputVolume, p.paintedSegmentation)
+            self.ui.progressBar.maximum = 0  # busy until the first progress report
+            self.setStatus(_("Predicting..."))
+            self._timer.start()
+        self.updateGUIState()
+
+    # -- background process ------------------------------------------------------------------------------------
+
+    def onTimer(self) -> None:
+        try:
+            events = self.logic.poll()
+        except Exception as err:  # noqa: BLE001 - never let the timer die silently
+            logging.exception("ContrastSeg: polling failed")
+            events = [{"kind": "ended", "task": "?", "ok": False, "cancelled": False, "message": str(err)}]
+        for event in events:
+            self.onEvent(event)
+        if not self.logic.busy:
+            self._timer.stop()
+            self.updateGUIState()
+
+    def onEvent(self, event: dict) -> None:
+        kind = event.get("kind")
+        if kind == "started":
+            self.setStatus(_("Training on {device} ({dims}, {n} parameters).").format(
+                device=event.get("device", "?"), dims=event.get("dims", "?"), n=event.get("n_parameters", "?")))
+        elif kind == "step":
+            total = int(event.get("iterations", 0)) or 1
+            self.ui.progressBar.maximum = total
+            self.ui.progressBar.value = int(event.get("iteration", 0))
+            loss = event.get("losses", {}).get("total")
+            self.ui.statusLabel.text = _("Training on {device}: step {i}/{n}, loss {loss}, {speed:.1f} it/s").format(
+                device=self.logic.device_description or "?", i=event.get("iteration"), n=total,
+                loss=f"{loss:.3f}" if isinstance(loss, (int, float)) else "?",
+                speed=float(event.get("iterations_per_second", 0.0)))
+        elif kind == "progress":
+            self.ui.progressBar.maximum = max(1, int(event["total"]))
+            self.ui.progressBar.value = int(event["done"])
+        elif kind == "failed":
+            self.setStatus(event.get("message", _("Training failed.")))
+        elif kind == "log":
+            logging.info("ContrastSeg: %s", event.get("text", ""))
+        elif kind == "ended":
+            self.onTaskEnded(event)
+
+    def onTaskEnded(self, event: dict) -> None:
+        self.ui.progressBar.maximum = max(1, self.ui.progressBar.maximum)
+        if not event.get("ok"):
+            self.setStatus(event.get("message", ""))
+            if not event.get("cancelled"):
+                slicer.util.errorDisplay(event.get("message", ""), windowTitle="ContrastSeg")
+            return
+        if event.get("task") == "train":
+            self.ui.progressBar.value = self.ui.progressBar.maximum
+            self.setStatus(event["message"] + " " + _("Press Apply to segment the volume."))
+            return
+        self.ui.progressBar.value = self.ui.progressBar.maximum
+        volume, painted = self._predictionTarget or (None, None)
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not write the predicted segments."), waitCursor=True):
+            output = p.outputSegmentation
+            if output is None:
+                output = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode",
+                                                            slicer.mrmlScene.GenerateUniqueName("ContrastSeg prediction"))
+                p.outputSegmentation = output
+            self.logic.apply_prediction(output, volume, painted)
+            if p.showUncertainty:
+                self._uncertaintyNode = self.logic.load_uncertainty(volume, existing_node=self._uncertaintyNode)
+                if self._uncertaintyNode is not None:
+                    self._uncertaintyNode.CreateDefaultDisplayNodes()
+                    slicer.util.setSliceViewerLayers(foreground=self._uncertaintyNode, foregroundOpacity=0.4)
+            self.setStatus(_("Segments written to {name}.").format(name=output.GetName()))
+
+
+#
+# ContrastSegTest
+#
+
+
+class ContrastSegTest(ScriptedLoadableModuleTest):
+    """Runs the slicer-core test flows inside the application: sample volume -> painted segments ->
+    background training -> predicted segments; and Stop. Uses ScriptedLoadableModuleTest base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+        flowsDir = os.path.join(os.path.dirname(__file__), "Testing", "Python")
+        if flowsDir not in sys.path:
+            sys.path.append(flowsDir)
+
+    def runTest(self):
+        self.setUp()
+        self.test_ContrastSeg_dependencies()
+        self.setUp()
+        self.test_ContrastSeg_train_and_apply()
+        self.setUp()
+        self.test_ContrastSeg_stop()
+
+    def test_ContrastSeg_dependencies(self):
+        from ContrastSegLib.dependencies import ensure_dependencies, missing_modules
+
+        self.delayDisplay("Checking PyTorch and napari-contrastseg (installed on first use)")
+        ensure_dependencies()
+        self.assertEqual(missing_modules(), [])
+
+    def test_ContrastSeg_train_and_apply(self):
+        import ContrastSegTestFlows as flows
+
+        self.delayDisplay("Training on the bundled sample in a background process")
+        result = flows.run_full_flow(slicer.mrmlScene, idle=slicer.app.processEvents)
+        self.assertEqual([result["output"].GetSegmentation().GetSegment(i).GetName() for i in result["segment_ids"]],
+                         result["names"])
+        self.assertTrue(result["painted_unchanged"])
+        foreground = [result["dice"][name] for name in result["names"][1:]]
+        self.assertGreater(sum(foreground) / len(foreground), 0.5)
+        self.delayDisplay(f"Dice per class: {result['dice']}")
+
+    def test_ContrastSeg_stop(self):
+        import ContrastSegTestFlows as flows
+
+        self.delayDisplay("Stop keeps the model")
+        result = flows.run_stop_flow(slicer.mrmlScene, idle=slicer.app.processEvents)
+        self.assertTrue(result["ended"]["ok"])
+        self.assertTrue(result["ended"]["cancelled"])
+        self.assertFalse(result["runner"].running)
+        self.delayDisplay("Test passed")
