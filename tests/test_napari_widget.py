@@ -18,7 +18,7 @@ needs_display = pytest.mark.skipif(
     and os.environ.get("QT_QPA_PLATFORM") not in ("offscreen", "minimal"),
     reason="GUI test: needs a display (run under xvfb-run)",
 )
-pytestmark = [needs_display]
+pytestmark = [pytest.mark.gui, needs_display]
 
 from napari_contrastseg._napari.settings import TrainingSettings  # noqa: E402
 
@@ -78,7 +78,7 @@ def test_first_launch_shows_layers_classes_and_device(session):
     assert not widget.continue_button.isEnabled()
     assert not widget.advanced.isExpanded()
     assert not widget.restore_frame.isVisible()
-    assert widget.method_combo.currentText() == "supervised"
+    assert widget.controls.method_combo.currentText() == "supervised"
 
 
 def test_train_previews_then_predicts_whole_image_without_touching_scribbles(session):
@@ -95,7 +95,7 @@ def test_train_previews_then_predicts_whole_image_without_touching_scribbles(ses
     assert prediction.data.shape == image.data.shape and uncertainty.data.shape == image.data.shape
     assert tuple(prediction.scale) == tuple(image.scale)
     assert prediction.data.min() >= 1 and prediction.data.max() <= 13
-    assert 0.0 <= float(uncertainty.data.min()) and float(uncertainty.data.max()) <= 1.0
+    assert float(uncertainty.data.min()) >= 0.0 and float(uncertainty.data.max()) <= 1.0
     assert np.array_equal(viewer.layers["scribbles"].data, scribbles)
     names = [layer.name for layer in viewer.layers]
     assert names.index("scribbles") > names.index("prediction")  # the painting stays on top
@@ -246,13 +246,42 @@ def test_scribbles_are_autosaved_and_offered_back(session):
     layer.paint((45, 40, 10), 3, refresh=False)  # a stroke on a new slice, as the brush does
     qtbot.waitUntil(lambda: widget.autosave.last_path is not None, timeout=10_000)
     painted = np.array(layer.data, copy=True)
-    viewer.layers.remove("scribbles")  # lost (e.g. napari crashed) ...
-    widget.refresh_layers()
-    assert widget.restore_frame.isVisibleTo(widget)  # ... and offered back
+    viewer.layers.clear()  # napari crashed; the user opens the same image again ...
+    assert not widget.restore_frame.isVisibleTo(widget)
+    viewer.open_sample("napari-contrastseg", "colin27-deep")
+    assert widget.restore_frame.isVisibleTo(widget)  # ... and is offered the lost painting
+    assert "painted voxels" in widget.restore_label.text()
     restored = widget.restore_scribbles()
     assert np.array_equal(restored.data, painted)
     assert widget.scribbles_combo.currentText() == restored.name
     assert not widget.restore_frame.isVisibleTo(widget)
+
+
+def test_empty_viewer_says_what_to_do_and_trains_a_2d_image(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_contrastseg._napari.widget import ContrastSegWidget
+
+    monkeypatch.setenv("CONTRASTSEG_AUTOSAVE_DIR", str(tmp_path))
+    viewer = make_napari_viewer()
+    widget = ContrastSegWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert "Open an image" in widget.status_label.text()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :80]
+    disk = (yy - 30) ** 2 + (xx - 40) ** 2 < 15**2
+    viewer.add_image((disk + rng.normal(0, 0.3, disk.shape)).astype(np.float32), name="cells", scale=(0.5, 0.5))
+    assert "Click New" in widget.status_label.text()
+    scribbles = widget.new_scribbles()
+    assert "press Train" in widget.status_label.text()
+    assert tuple(scribbles.scale) == (0.5, 0.5)
+    scribbles.data[5, 5:20] = 1
+    scribbles.data[30, 35:45] = 2
+    widget.apply_settings(FAST.copy(iterations=4))
+    events = _events(widget)
+    assert widget.train()
+    _wait_idle(widget, qtbot)
+    assert viewer.layers["prediction"].data.shape == (64, 80)
+    assert [e.kind for e, _ in events if e.kind in ("preview", "whole_prediction")][-1] == "whole_prediction"
+    widget.shutdown()
 
 
 def test_model_save_load_and_apply_to_another_image(session, tmp_path):

@@ -71,3 +71,13 @@ def make_slider(viewer, dim: int) -> bool:
     order = [d for d in viewer.dims.order if d != dim]
     viewer.dims.order = tuple([*order[: len(order) - 2], dim, *order[len(order) - 2 :]])
     return True
+
+
+def prediction_colormap(source, n_classes: int):
+    """Colours of a results layer: the scribbles' colour for each class, background (1) and 0 transparent."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {None: np.zeros(4), 0: np.zeros(4), 1: np.zeros(4)}
+    for value in range(2, n_classes + 1):
+        colors[value] = np.asarray(source.map(value), dtype=float).reshape(-1)[:4]
+    return DirectLabelColormap(color_dict=colors)

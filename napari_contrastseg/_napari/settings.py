@@ -27,10 +27,11 @@ class TrainingSettings:
     """
 
     method: str = "supervised"
-    iterations: int = 300
+    iterations: int = 400
     device: str = "auto"
     batch_size: int = 4
-    patch_size: int = 0  # 0: the engine's default (128 for 2D, 48 for 3D patches)
+    patch_size: int = 64  # 0: the engine's default (128 for 2D, 48 for 3D patches); 64 trains ~1.5x faster and
+    # beat 128 on the colin27 sample (Dice 0.50 vs 0.23 after 300-400 steps, docs/napari.md)
     dims: str = "auto"
     slice_axis: int | None = None
     learning_rate: float = 3e-3

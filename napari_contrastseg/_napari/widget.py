@@ -7,6 +7,7 @@ layers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,11 +18,10 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QObject, Qt, QThreadPool, QTimer, Signal
+from qtpy.QtCore import Qt, QThreadPool, Signal
 from qtpy.QtWidgets import (
     QApplication,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -30,7 +30,6 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -42,14 +41,14 @@ from ..core.trainer import PreviewRequest
 from . import autosave as autosave_io
 from .autosave import ScribbleAutosave
 from .class_list import ClassList
-from .devices import cpu_cores, describe_cpu, device_choices
+from .closing import CloseWatcher
+from .devices import describe_cpu
 from .layers import (
     OUTPUT_KEY,
     current_index,
     geometry_kwargs,
     image_array,
     make_slider,
-    same_layer,
     show_slice,
     spatial_shape,
 )
@@ -57,14 +56,12 @@ from .layers import viewer_dim as _viewer_dim
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
 from .next_slice import suggest_slice
-from .settings import KNOWN_METHODS, NETWORK_PRESETS, TrainingSettings
+from .results import PREDICTION, UNCERTAINTY, ResultLayers, is_output
+from .settings import TrainingSettings
+from .settings_form import SettingsForm
 from .workers.control import RunControl
 from .workers.prediction import apply_model_events
 from .workers.training import TrainingRequest, training_events
-
-PREDICTION = "prediction"
-UNCERTAINTY = "uncertainty"
-PATCH_SIZES = (0, 32, 48, 64, 96, 128, 160, 192, 256)
 
 
 @dataclass
@@ -110,16 +107,20 @@ class ContrastSegWidget(QWidget):
         self.uncertainty_volume: np.ndarray | None = None
         self._uncertainty_image: str | None = None
         self.timings: dict[str, float] = {}
+        #: intermediate models: every ``checkpoint_every`` steps to ``checkpoint_dir`` (off unless both are set)
+        self.checkpoint_dir: Path | None = None
+        self.checkpoint_every = 0
         self.preview_log: list[tuple[float, int, int | None]] = []
         self._run: _Run | None = None
         self._apply: _Run | None = None
         self._controls: list[RunControl] = []
         self._closing = False
-        self._docked = False
-        self._window: QWidget | None = None
         self._connected: list[tuple[Any, Any]] = []
         self._restore_offer: autosave_io.SavedScribbles | None = None
+        self._image_key: tuple | None = None
         self.autosave = ScribbleAutosave(self)
+        self.results = ResultLayers(napari_viewer)
+        self.close_watcher = CloseWatcher(self, self.shutdown)
         self._build_ui()
         self._connect_viewer()
         self.refresh_layers()
@@ -169,65 +170,10 @@ class ContrastSegWidget(QWidget):
 
         training = QGroupBox("Training")
         tform = QFormLayout(training)
-        self.method_combo = QComboBox()
-        self._fill_methods()
-        self.iterations_spin = QSpinBox()
-        self.iterations_spin.setRange(1, 100_000)
-        self.iterations_spin.setSingleStep(50)
-        self.iterations_spin.setToolTip("Optimisation steps per run (Continue runs this many more)")
-        self.device_combo = QComboBox()
-        self.device_label = QLabel()
-        self.device_label.setWordWrap(True)
-        tform.addRow("Method", self.method_combo)
-        tform.addRow("Iterations", self.iterations_spin)
-        tform.addRow("Device", self.device_combo)
-        tform.addRow(self.device_label)
-
-        self.advanced = QCollapsible("Advanced options")
-        adv = QWidget()
-        aform = QFormLayout(adv)
-        aform.setContentsMargins(0, 0, 0, 0)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 256)
-        self.patch_combo = QComboBox()
-        for size in PATCH_SIZES:
-            self.patch_combo.addItem("auto" if size == 0 else str(size), size)
-        self.network_combo = QComboBox()
-        for name, widths in NETWORK_PRESETS.items():
-            self.network_combo.addItem(f"{name} ({'-'.join(map(str, widths))})", name)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(1e-5, 1.0)
-        self.lr_spin.setSingleStep(5e-4)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.dims_combo = QComboBox()
-        for value, text in (("auto", "auto (2D slices)"), ("2d", "2D slices"), ("3d", "3D patches")):
-            self.dims_combo.addItem(text, value)
-        self.axis_combo = QComboBox()
-        self.axis_combo.addItem("auto (the painted axis)", None)
-        for a in range(3):
-            self.axis_combo.addItem(f"axis {a}", a)
-        self.preview_spin = QDoubleSpinBox()
-        self.preview_spin.setRange(0, 600)
-        self.preview_spin.setDecimals(1)
-        self.preview_spin.setSuffix(" s")
-        self.preview_spin.setToolTip("How often the viewed slice is re-predicted while training (0: only at the end)")
-        self.threads_spin = QSpinBox()
-        self.threads_spin.setRange(1, max(1, cpu_cores()))
-        self.threads_spin.setToolTip("CPU threads for training; leaving one core free keeps the window responsive")
-        aform.addRow("Batch size", self.batch_spin)
-        aform.addRow("Patch size", self.patch_combo)
-        aform.addRow("Network", self.network_combo)
-        aform.addRow("Learning rate", self.lr_spin)
-        aform.addRow("Seed", self.seed_spin)
-        aform.addRow("Dimensions", self.dims_combo)
-        aform.addRow("Slice axis", self.axis_combo)
-        aform.addRow("Live preview every", self.preview_spin)
-        aform.addRow("CPU threads", self.threads_spin)
-        self.advanced.addWidget(adv)
-        self.advanced.collapse(animate=False)
-        tform.addRow(self.advanced)
+        self.controls = SettingsForm()
+        tform.addRow(self.controls)
+        self.device_label = self.controls.device_label
+        self.advanced = self.controls.advanced
 
         buttons = QHBoxLayout()
         self.train_button = QPushButton("Train")
@@ -242,7 +188,7 @@ class ContrastSegWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m")
         self.progress.setValue(0)
-        self.status_label = QLabel("Pick an image and a scribbles layer, then press Train.")
+        self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.loss_plot = LossPlot()
         tform.addRow(self.progress)
@@ -267,17 +213,19 @@ class ContrastSegWidget(QWidget):
         col.addWidget(self.model_section)
         col.addStretch(1)
 
+        for combo in body.findChildren(QComboBox):  # long layer names or device names must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         scroll = QScrollArea()
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(360)
 
-        self._fill_devices()
-        self.apply_settings(TrainingSettings())
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.scribbles_combo.currentIndexChanged.connect(self._on_scribbles_changed)
         self.new_scribbles_button.clicked.connect(self.new_scribbles)
@@ -285,8 +233,6 @@ class ContrastSegWidget(QWidget):
         self.discard_button.clicked.connect(self.discard_autosave)
         self.class_list.class_chosen.connect(self._on_class_chosen)
         self.class_list.changed.connect(lambda: self.autosave.set_class_names(self.class_list.names()))
-        self.device_combo.currentIndexChanged.connect(self._show_device)
-        self.threads_spin.valueChanged.connect(self._fill_devices)
         self.train_button.clicked.connect(self.train)
         self.stop_button.clicked.connect(self.stop)
         self.continue_button.clicked.connect(self.continue_training)
@@ -296,72 +242,14 @@ class ContrastSegWidget(QWidget):
         self.model_panel.apply_requested.connect(self.apply_model)
         self._update_buttons()
 
-    def _fill_methods(self) -> None:
-        from ..core.methods import METHODS
-
-        names = [*KNOWN_METHODS, *sorted(set(METHODS) - set(KNOWN_METHODS))]
-        for name in names:
-            self.method_combo.addItem(name, name)
-            if name not in METHODS:
-                item = self.method_combo.model().item(self.method_combo.count() - 1)
-                item.setEnabled(False)
-                item.setToolTip("Not available in this installation")
-
-    def _fill_devices(self, *_args) -> None:
-        current = self.device_combo.currentData() or "auto"
-        self.device_combo.blockSignals(True)
-        self.device_combo.clear()
-        for choice in device_choices(self.threads_spin.value()):
-            self.device_combo.addItem(choice.label, choice.value)
-        index = self.device_combo.findData(current)
-        self.device_combo.setCurrentIndex(max(0, index))
-        self.device_combo.blockSignals(False)
-        self._show_device()
-
-    def _show_device(self, *_args) -> None:
-        text = self.device_combo.currentText().removeprefix("Auto: ").split(" - ")[0]
-        self.device_label.setText(f"Will train on: {text}")
-
     # ------------------------------------------------------------- settings
     def read_settings(self) -> TrainingSettings:
         """The settings the controls show."""
-        return TrainingSettings(
-            method=self.method_combo.currentData() or "supervised",
-            iterations=self.iterations_spin.value(),
-            device=self.device_combo.currentData() or "auto",
-            batch_size=self.batch_spin.value(),
-            patch_size=int(self.patch_combo.currentData() or 0),
-            dims=self.dims_combo.currentData() or "auto",
-            slice_axis=self.axis_combo.currentData(),
-            learning_rate=self.lr_spin.value(),
-            seed=self.seed_spin.value(),
-            network=self.network_combo.currentData() or "standard",
-            preview_seconds=self.preview_spin.value(),
-            cpu_threads=self.threads_spin.value(),
-        )
+        return self.controls.read()
 
     def apply_settings(self, settings: TrainingSettings) -> None:
-        """Show ``settings`` in the controls (values not offered are added to the menus)."""
-        self._set_combo(self.method_combo, settings.method)
-        self.iterations_spin.setValue(settings.iterations)
-        self.threads_spin.setValue(min(settings.cpu_threads, self.threads_spin.maximum()))
-        self._set_combo(self.device_combo, settings.device)
-        self.batch_spin.setValue(settings.batch_size)
-        self._set_combo(self.patch_combo, settings.patch_size, str(settings.patch_size))
-        self._set_combo(self.network_combo, settings.network)
-        self.lr_spin.setValue(settings.learning_rate)
-        self.seed_spin.setValue(settings.seed)
-        self._set_combo(self.dims_combo, settings.dims)
-        self._set_combo(self.axis_combo, settings.slice_axis, f"axis {settings.slice_axis}")
-        self.preview_spin.setValue(settings.preview_seconds)
-
-    @staticmethod
-    def _set_combo(combo: QComboBox, value, text: str | None = None) -> None:
-        index = combo.findData(value)
-        if index < 0:
-            combo.addItem(text or str(value), value)
-            index = combo.count() - 1
-        combo.setCurrentIndex(index)
+        """Show ``settings`` in the controls."""
+        self.controls.apply(settings)
 
     # ---------------------------------------------------------------- layers
     def _connect_viewer(self) -> None:
@@ -377,16 +265,12 @@ class ContrastSegWidget(QWidget):
 
     def _disconnect_viewer(self) -> None:
         for emitter, slot in self._connected:
-            try:
+            with contextlib.suppress(Exception):  # the viewer may already be gone
                 emitter.disconnect(slot)
-            except Exception:  # noqa: BLE001 - the viewer may already be gone
-                pass
         self._connected.clear()
         for layer in list(self.viewer.layers):
-            try:
+            with contextlib.suppress(Exception):
                 layer.events.name.disconnect(self.refresh_layers)
-            except Exception:  # noqa: BLE001
-                pass
 
     def refresh_layers(self, *_args) -> None:
         """Fill the layer menus from the viewer, keeping the current choices where they still exist."""
@@ -400,12 +284,30 @@ class ContrastSegWidget(QWidget):
         ]
         for layer in self.viewer.layers:
             layer.events.name.connect(self.refresh_layers)
-        image_choice = self._fill_combo(self.image_combo, [l.name for l in images if not _is_output(l)])
+        image_choice = self._fill_combo(self.image_combo, [lay.name for lay in images if not is_output(lay)])
         target = self.model_panel.target.currentText()
-        self._fill_combo(self.model_panel.target, [l.name for l in images if not _is_output(l)], target or None)
-        self._fill_combo(self.scribbles_combo, [l.name for l in labels], self._scribbles_for(image_choice, labels))
-        self._on_image_changed()
+        self._fill_combo(self.model_panel.target, [lay.name for lay in images if not is_output(lay)], target or None)
+        self._fill_combo(self.scribbles_combo, [lay.name for lay in labels], self._scribbles_for(image_choice, labels))
+        self._on_scribbles_changed()
+        image = self.image_layer()
+        key = (image.name, spatial_shape(image)) if image is not None else None
+        if key != self._image_key:  # another image: is there autosaved painting to offer back?
+            self._image_key = key
+            self._check_autosave()
         self._update_buttons()
+        self._show_hint()
+
+    def _show_hint(self) -> None:
+        """While nothing has been trained, the status line says what to do next."""
+        if self._run is not None or self.model is not None:
+            return
+        if self.image_layer() is None:
+            text = "Open an image (File > Open), or try File > Open Sample > ContrastSeg."
+        elif self.scribbles_layer() is None:
+            text = "Click New to make a scribbles layer; paint background (1) and each class (2, 3, ...); then Train."
+        else:
+            text = "Ready: press Train. Keep painting while it trains; Continue uses the new strokes."
+        self.status_label.setText(text)
 
     @staticmethod
     def _fill_combo(combo: QComboBox, names: list[str], prefer: str | None = None) -> str | None:
@@ -422,7 +324,7 @@ class ContrastSegWidget(QWidget):
     def _scribbles_for(self, image_name: str | None, labels: list) -> str | None:
         """The labels layer that belongs to ``image_name``: current choice, else one made for it, else 'scribbles'."""
         current = self.scribbles_combo.currentText()
-        if current in [l.name for l in labels]:
+        if current in [lay.name for lay in labels]:
             return current
         for layer in labels:
             if image_name and (layer.metadata or {}).get("image") == image_name:
@@ -456,7 +358,10 @@ class ContrastSegWidget(QWidget):
         if self._closing:
             return
         self._on_scribbles_changed()
+        image = self.image_layer()
+        self._image_key = (image.name, spatial_shape(image)) if image is not None else None
         self._check_autosave()
+        self._show_hint()
 
     def _on_scribbles_changed(self, *_args) -> None:
         if self._closing:
@@ -614,9 +519,18 @@ class ContrastSegWidget(QWidget):
                 show_slice(self.viewer, image_layer, axis, int(painted[len(painted) // 2]))
             preview.index = current_index(self.viewer, image_layer, axis)
             preview.axis = axis
-        self._ensure_outputs(image_layer, shape, names, PREDICTION, UNCERTAINTY, reset=not warm)
+        self.results.ensure(image_layer, shape, names, labels_layer, reset=not warm)
+        if self.checkpoint_dir is not None and self.checkpoint_every > 0:
+            config.checkpoint_every = int(self.checkpoint_every)
         request = TrainingRequest(
-            data, config, initial, preview, settings.preview_seconds, settings.cpu_threads, predict_at_end=True
+            data,
+            config,
+            initial,
+            preview,
+            settings.preview_seconds,
+            settings.cpu_threads,
+            predict_at_end=True,
+            checkpoint_dir=self.checkpoint_dir if config.checkpoint_every else None,
         )
         control = RunControl()
         generator = training_events(request, control)
@@ -675,65 +589,6 @@ class ContrastSegWidget(QWidget):
             self.status_label.setText("Stopping after the current step…")
         self._update_buttons()
 
-    def _ensure_outputs(self, image_layer, shape, names, pred_name, unc_name, reset: bool) -> tuple:
-        """The prediction (labels) and uncertainty (image) layers on the image's grid, created if missing.
-
-        Only layers this plugin made (marked in their metadata) are reused; a user's own layer of the same name,
-        and the scribbles layer above all, are never written.
-        """
-        scribbles = self.scribbles_layer()
-        geometry = geometry_kwargs(image_layer, len(shape))
-        meta = {**geometry.pop("metadata"), OUTPUT_KEY: True, "image": image_layer.name, "class_names": list(names)}
-        pred = self._output_layer(pred_name, Labels, scribbles)
-        if pred is None:
-            pred = self.viewer.add_labels(
-                np.zeros(shape, np.uint8), name=self._free_name(pred_name), opacity=0.55, **geometry
-            )
-        elif reset or pred.data.shape != tuple(shape):
-            pred.data = np.zeros(shape, np.uint8)
-        pred.metadata.update(meta)
-        if scribbles is not None:
-            try:
-                pred.colormap = scribbles.colormap
-            except Exception:  # noqa: BLE001 - colours only
-                pass
-        unc = self._output_layer(unc_name, Image, scribbles)
-        if unc is None:
-            unc = self.viewer.add_image(
-                np.zeros(shape, np.float32),
-                name=self._free_name(unc_name),
-                colormap="magma",
-                contrast_limits=(0.0, 1.0),
-                opacity=0.6,
-                blending="additive",
-                visible=False,
-                **geometry,
-            )
-        elif reset or unc.data.shape != tuple(shape):
-            unc.data = np.zeros(shape, np.float32)
-        unc.metadata.update(meta)
-        if scribbles is not None and scribbles in self.viewer.layers:  # keep the painting on top of the results
-            for layer in (unc, pred):
-                index, below = self.viewer.layers.index(layer), self.viewer.layers.index(scribbles)
-                if index > below:
-                    self.viewer.layers.move(index, below)
-        return pred, unc
-
-    def _output_layer(self, name: str, kind, scribbles):
-        """This plugin's output layer called ``name`` (or ``name [n]``), if there is one."""
-        for layer in self.viewer.layers:
-            base = layer.name.split(" [")[0]
-            if base == name and isinstance(layer, kind) and _is_output(layer) and not same_layer(layer, scribbles):
-                return layer
-        return None
-
-    def _free_name(self, name: str) -> str:
-        n, candidate = 1, name
-        while candidate in self.viewer.layers:
-            n += 1
-            candidate = f"{name} [{n}]"
-        return candidate
-
     # --------------------------------------------------------------- events
     def _on_event(self, run: _Run, event) -> None:
         if self._closing:
@@ -773,21 +628,11 @@ class ContrastSegWidget(QWidget):
         self.loss_plot.add(run.offset + event.iteration, event.losses)
 
     def _on_preview(self, run: _Run, event) -> None:
-        pred = self._output_layer(run.prediction_name, Labels, self.scribbles_layer())
-        unc = self._output_layer(run.uncertainty_name, Image, self.scribbles_layer())
-        if pred is None or unc is None or pred.data.shape != event_shape(pred.data.shape, event):
-            return
-        if event.axis is None:
-            where = (Ellipsis,)
-        else:
-            where = tuple(event.index if a == event.axis else slice(None) for a in range(pred.ndim))
-        pred.data[where] = event.labels
-        unc.data[where] = event.uncertainty
-        pred.refresh()
-        unc.refresh()
-        now = time.perf_counter()
-        self.timings.setdefault("first_preview", now)
-        self.preview_log.append((now, event.iteration, event.index))
+        shown = self.results.show_preview(event, self.scribbles_layer(), run.prediction_name, run.uncertainty_name)
+        if shown:
+            now = time.perf_counter()
+            self.timings.setdefault("first_preview", now)
+            self.preview_log.append((now, event.iteration, event.index))
 
     def _on_checkpoint(self, run: _Run, event) -> None:
         pass
@@ -813,12 +658,8 @@ class ContrastSegWidget(QWidget):
             show_warning(f"The image '{run.image_name}' was removed; its prediction is not shown.")
             return
         names = self.model.info.class_names if self.model is not None else self.class_list.names()
-        pred, unc = self._ensure_outputs(
-            image, event.labels.shape, names, run.prediction_name, run.uncertainty_name, reset=False
-        )
-        pred.data = event.labels
-        unc.data = event.uncertainty
-        unc.contrast_limits = (0.0, 1.0)
+        scribbles = self.scribbles_layer()
+        self.results.show_whole(event, image, names, scribbles, run.prediction_name, run.uncertainty_name)
         if run.kind == "train":
             self.uncertainty_volume = event.uncertainty
             self._uncertainty_image = run.image_name
@@ -834,10 +675,8 @@ class ContrastSegWidget(QWidget):
 
     def _on_worker_finished(self, run: _Run) -> None:
         for signal, slot in run.slots:  # the worker outlives this run in napari's task list: let go of the widget
-            try:
+            with contextlib.suppress(TypeError, RuntimeError):
                 signal.disconnect(slot)
-            except (TypeError, RuntimeError):
-                pass
         run.slots = []
         if self._run is run:
             self._run = None
@@ -976,38 +815,6 @@ class ContrastSegWidget(QWidget):
         return f"Model ({source}): {shown}; {where}; {info.method}{done}."
 
     # -------------------------------------------------------------- closing
-    def event(self, ev: QEvent) -> bool:  # noqa: D102 - Qt API
-        if ev.type() == QEvent.Type.ParentChange:
-            if self.parent() is None and self._docked:
-                self.shutdown()  # the dock widget was closed (napari un-parents the widget)
-            elif self.parent() is not None:
-                self._docked = True
-                QTimer.singleShot(0, self._watch_window)
-        elif ev.type() == QEvent.Type.Show:
-            self._watch_window()
-        return super().event(ev)
-
-    def _watch_window(self) -> None:
-        window = self.window()
-        if self._closing or window is self or window is self._window:
-            return
-        if self._window is not None:
-            self._window.removeEventFilter(self)
-        self._window = window
-        window.installEventFilter(self)
-
-    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt API
-        if obj is self._window and ev.type() == QEvent.Type.Close:
-            if ev.spontaneous():  # the user's close may still be refused (napari asks); check once it is done
-                QTimer.singleShot(0, self._after_window_close)
-            else:
-                self.shutdown()
-        return False
-
-    def _after_window_close(self) -> None:
-        if self._window is not None and not self._window.isVisible():
-            self.shutdown()
-
     def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
         self.shutdown()
         super().closeEvent(ev)
@@ -1024,10 +831,8 @@ class ContrastSegWidget(QWidget):
         for run in runs:
             run.control.abort.set()
             for signal, slot in run.slots:
-                try:
+                with contextlib.suppress(TypeError, RuntimeError):
                     signal.disconnect(slot)
-                except (TypeError, RuntimeError):
-                    pass
         for run in runs:
             if run.worker is not None and not run.control.started.is_set():
                 QThreadPool.globalInstance().tryTake(run.worker)
@@ -1037,28 +842,9 @@ class ContrastSegWidget(QWidget):
                 run.generator.close()  # the worker left it mid-way (napari's cancel); finish it here
         self._run = self._apply = None
         self.autosave.close()
-        if self._window is not None:
-            try:
-                self._window.removeEventFilter(self)
-            except RuntimeError:
-                pass
-            self._window = None
+        self.close_watcher.release()
         self._disconnect_viewer()
         app = QApplication.instance()
         if app is not None:
-            try:
+            with contextlib.suppress(TypeError, RuntimeError):
                 app.aboutToQuit.disconnect(self.shutdown)
-            except (TypeError, RuntimeError):
-                pass
-
-
-def event_shape(shape: tuple[int, ...], event) -> tuple[int, ...]:
-    """The full shape a preview slice belongs to (``shape`` if it fits, else something that will not match)."""
-    if event.axis is None:
-        return tuple(event.labels.shape)
-    expected = tuple(s for a, s in enumerate(shape) if a != event.axis)
-    return tuple(shape) if expected == tuple(event.labels.shape) and event.index < shape[event.axis] else ()
-
-
-def _is_output(layer) -> bool:
-    return bool((layer.metadata or {}).get(OUTPUT_KEY))

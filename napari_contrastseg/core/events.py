@@ -23,12 +23,11 @@ class TrainingEvent:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "model":
+                continue  # a TrainedModel: in-process front ends take it from the event; the CLI saves it
             if isinstance(value, np.ndarray):
-                out[f.name] = {"shape": list(value.shape), "dtype": str(value.dtype)}
-            elif hasattr(value, "metadata") and hasattr(value, "network"):
-                continue  # a TrainedModel: front ends read it from the Finished event in-process
-            else:
-                out[f.name] = value
+                value = {"shape": list(value.shape), "dtype": str(value.dtype)}
+            out[f.name] = value
         return json.dumps(out, default=str)
 
 

@@ -3,9 +3,11 @@ import os
 import sys
 
 import qt
-import vtk
-
 import slicer
+import vtk
+from ContrastSegLib.conversions import ConversionError, add_background_segment, find_background_segment
+from ContrastSegLib.logic import ContrastSegLogic, TrainingOptions
+from ContrastSegLib.process import kill_all
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (
@@ -14,10 +16,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-from ContrastSegLib.conversions import ConversionError, add_background_segment, find_background_segment
-from ContrastSegLib.logic import ContrastSegLogic, TrainingOptions
-from ContrastSegLib.process import kill_all
 
 #
 # ContrastSeg
@@ -67,7 +65,7 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._observedSegmentation = None
         self._timer = None
-        self._predictionTarget = None  # (volume, output segmentation, painted segmentation) of the running Apply
+        self._predictionTarget = None  # (volume, painted segmentation) of the running Apply
         self._uncertaintyNode = None
 
     def setup(self) -> None:
@@ -144,13 +142,19 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if node is self._observedSegmentation:
             return
         if self._observedSegmentation is not None:
-            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
-                          slicer.vtkSegmentation.SegmentModified):
+            for event in (
+                slicer.vtkSegmentation.SegmentAdded,
+                slicer.vtkSegmentation.SegmentRemoved,
+                slicer.vtkSegmentation.SegmentModified,
+            ):
                 self.removeObserver(self._observedSegmentation, event, self.updateGUIState)
         self._observedSegmentation = node
         if node is not None:
-            for event in (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
-                          slicer.vtkSegmentation.SegmentModified):
+            for event in (
+                slicer.vtkSegmentation.SegmentAdded,
+                slicer.vtkSegmentation.SegmentRemoved,
+                slicer.vtkSegmentation.SegmentModified,
+            ):
                 self.addObserver(node, event, self.updateGUIState)
 
     def updateGUIState(self, caller=None, event=None) -> None:
@@ -181,8 +185,10 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         painted = self._parameterNode.paintedSegmentation
         if painted is None:
             return
-        if not slicer.util.confirmYesNoDisplay(_('Add an empty segment named "background" to "{name}"?').format(
-                name=painted.GetName()), windowTitle="ContrastSeg"):
+        if not slicer.util.confirmYesNoDisplay(
+            _('Add an empty segment named "background" to "{name}"?').format(name=painted.GetName()),
+            windowTitle="ContrastSeg",
+        ):
             return
         add_background_segment(painted)
         self.setStatus(_('Paint some "background" voxels (anything that is none of the structures), then Train.'))
@@ -221,7 +227,9 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         secondPress = self.logic.task.runner.stop_requested
         self.logic.stop()
-        self.setStatus(_("Ending now...") if secondPress else _("Stopping after the current step (press again to end at once)..."))
+        self.setStatus(
+            _("Ending now...") if secondPress else _("Stopping after the current step (press again to end at once)...")
+        )
 
     def onApplyButton(self) -> None:
         if not self._ensureDependencies():
@@ -229,8 +237,9 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         output = p.outputSegmentation
         if output is not None and output is p.paintedSegmentation:
-            slicer.util.errorDisplay(_("Pick an output segmentation other than the one you painted."),
-                                     windowTitle="ContrastSeg")
+            slicer.util.errorDisplay(
+                _("Pick an output segmentation other than the one you painted."), windowTitle="ContrastSeg"
+            )
             return
         with slicer.util.tryWithErrorDisplay(_("Could not start the prediction."), waitCursor=True):
             try:
@@ -261,17 +270,23 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onEvent(self, event: dict) -> None:
         kind = event.get("kind")
         if kind == "started":
-            self.setStatus(_("Training on {device} ({dims}, {n} parameters).").format(
-                device=event.get("device", "?"), dims=event.get("dims", "?"), n=event.get("n_parameters", "?")))
+            self.setStatus(
+                _("Training on {device} ({dims}, {n} parameters).").format(
+                    device=event.get("device", "?"), dims=event.get("dims", "?"), n=event.get("n_parameters", "?")
+                )
+            )
         elif kind == "step":
             total = int(event.get("iterations", 0)) or 1
             self.ui.progressBar.maximum = total
             self.ui.progressBar.value = int(event.get("iteration", 0))
             loss = event.get("losses", {}).get("total")
             self.ui.statusLabel.text = _("Training on {device}: step {i}/{n}, loss {loss}, {speed:.1f} it/s").format(
-                device=self.logic.device_description or "?", i=event.get("iteration"), n=total,
+                device=self.logic.device_description or "?",
+                i=event.get("iteration"),
+                n=total,
                 loss=f"{loss:.3f}" if isinstance(loss, (int, float)) else "?",
-                speed=float(event.get("iterations_per_second", 0.0)))
+                speed=float(event.get("iterations_per_second", 0.0)),
+            )
         elif kind == "progress":
             self.ui.progressBar.maximum = max(1, int(event["total"]))
             self.ui.progressBar.value = int(event["done"])
@@ -299,8 +314,9 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Could not write the predicted segments."), waitCursor=True):
             output = p.outputSegmentation
             if output is None:
-                output = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode",
-                                                            slicer.mrmlScene.GenerateUniqueName("ContrastSeg prediction"))
+                output = slicer.mrmlScene.AddNewNodeByClass(
+                    "vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName("ContrastSeg prediction")
+                )
                 p.outputSegmentation = output
             self.logic.apply_prediction(output, volume, painted)
             if p.showUncertainty:
@@ -335,6 +351,8 @@ class ContrastSegTest(ScriptedLoadableModuleTest):
         self.test_ContrastSeg_train_and_apply()
         self.setUp()
         self.test_ContrastSeg_stop()
+        self.setUp()
+        self.test_ContrastSeg_widget()
 
     def test_ContrastSeg_dependencies(self):
         from ContrastSegLib.dependencies import ensure_dependencies, missing_modules
@@ -348,8 +366,9 @@ class ContrastSegTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Training on the bundled sample in a background process")
         result = flows.run_full_flow(slicer.mrmlScene, idle=slicer.app.processEvents)
-        self.assertEqual([result["output"].GetSegmentation().GetSegment(i).GetName() for i in result["segment_ids"]],
-                         result["names"])
+        self.assertEqual(
+            [result["output"].GetSegmentation().GetSegment(i).GetName() for i in result["segment_ids"]], result["names"]
+        )
         self.assertTrue(result["painted_unchanged"])
         foreground = [result["dice"][name] for name in result["names"][1:]]
         self.assertGreater(sum(foreground) / len(foreground), 0.5)
@@ -363,4 +382,18 @@ class ContrastSegTest(ScriptedLoadableModuleTest):
         self.assertTrue(result["ended"]["ok"])
         self.assertTrue(result["ended"]["cancelled"])
         self.assertFalse(result["runner"].running)
+
+    def test_ContrastSeg_widget(self):
+        """The user's path: pick nodes, press Train (the timer polls), press Apply, segments appear."""
+        import ContrastSegTestFlows as flows
+
+        volume, painted, _, names = flows.sample_scene(slicer.mrmlScene)
+        slicer.util.selectModule("ContrastSeg")
+        widget = slicer.modules.contrastseg.widgetRepresentation().self()
+        self.delayDisplay("Train and Apply from the widget")
+        output = flows.run_widget_flow(widget, volume, painted, idle=slicer.app.processEvents)
+        segmentation = output.GetSegmentation()
+        self.assertEqual(
+            [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())], names
+        )
         self.delayDisplay("Test passed")

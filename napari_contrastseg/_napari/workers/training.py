@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class TrainingRequest:
     preview_seconds: float = 3.0
     cpu_threads: int = 1
     predict_at_end: bool = True
+    checkpoint_dir: Path | None = None
 
 
 def training_events(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEvent]:
@@ -74,6 +76,7 @@ def _train(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEv
         initial_model=request.initial_model,
         cancel=control,
         preview=request.preview if config.preview_every else None,
+        checkpoint_dir=request.checkpoint_dir,
     ):
         if control.abort.is_set() and not isinstance(event, (Finished, Failed)):
             continue  # closing: run to the end of the current step, tell nobody

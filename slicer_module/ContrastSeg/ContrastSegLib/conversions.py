@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import slicer
 import vtk
 from vtk.util import numpy_support
 
-import slicer
-
 BACKGROUND_NAME = "background"
+BACKGROUND_COLOR = (0.6, 0.6, 0.6)  # not (0.5, 0.5, 0.5): Slicer reads that as "no colour" and picks one
 
 _segmentation_logics: list = []  # keeps converter-rule registrations of logics made here alive
 
@@ -84,8 +84,9 @@ def array_from_volume(volume_node) -> np.ndarray:
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
         raise ConversionError("The input volume has no image data.")
     if image.GetNumberOfScalarComponents() != 1:
-        raise ConversionError("The input volume has several components per voxel (colour or vector); "
-                              "pick a single-channel scalar volume.")
+        raise ConversionError(
+            "The input volume has several components per voxel (colour or vector); pick a single-channel scalar volume."
+        )
     shape = tuple(reversed(image.GetDimensions()))
     return np.array(numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(shape), copy=True)
 
@@ -102,8 +103,9 @@ def set_volume_array(volume_node, array: np.ndarray) -> None:
     volume_node.SetAndObserveImageData(image)
 
 
-def add_volume_node(scene, array: np.ndarray, ijk_to_ras_matrix: np.ndarray, name: str = "",
-                    class_name: str = "vtkMRMLScalarVolumeNode"):
+def add_volume_node(
+    scene, array: np.ndarray, ijk_to_ras_matrix: np.ndarray, name: str = "", class_name: str = "vtkMRMLScalarVolumeNode"
+):
     """A new volume node in ``scene`` holding a copy of ``array`` (``[k, j, i]``) on the given grid."""
     node = scene.AddNewNodeByClass(class_name, name)
     node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras_matrix))
@@ -134,7 +136,7 @@ def add_background_segment(segmentation_node) -> str:
     existing = find_background_segment(segmentation_node)
     if existing:
         return existing
-    return segmentation_node.GetSegmentation().AddEmptySegment("", BACKGROUND_NAME, [0.5, 0.5, 0.5])
+    return segmentation_node.GetSegmentation().AddEmptySegment("", BACKGROUND_NAME, list(BACKGROUND_COLOR))
 
 
 def painted_classes(segmentation_node) -> list[ClassInfo]:
@@ -143,8 +145,10 @@ def painted_classes(segmentation_node) -> list[ClassInfo]:
         raise ConversionError("Pick the segmentation you painted.")
     background = find_background_segment(segmentation_node)
     if background is None:
-        raise ConversionError('The painted segmentation needs a segment named "background", painted on some '
-                              "voxels that belong to none of the structures.")
+        raise ConversionError(
+            'The painted segmentation needs a segment named "background", painted on some '
+            "voxels that belong to none of the structures."
+        )
     segmentation = segmentation_node.GetSegmentation()
     ordered = [background] + [s for s in segment_ids(segmentation_node) if s != background]
     classes = []
@@ -171,8 +175,12 @@ def label_array_from_segments(segmentation_node, ids: list[str], reference_volum
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__ContrastSeg_export__")
     try:
         ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-            segmentation_node, id_array, labelmap, reference_volume_node,
-            slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+            segmentation_node,
+            id_array,
+            labelmap,
+            reference_volume_node,
+            slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,
+        )
         if not ok:
             raise ConversionError("Slicer could not export the painted segments to a label volume.")
         labels = array_from_volume(labelmap)
@@ -212,8 +220,14 @@ def training_labels(segmentation_node, volume_node) -> tuple[np.ndarray, list[Cl
 # -- classes -> segments -----------------------------------------------------------------------------------------
 
 
-def set_segments_from_labels(labels: np.ndarray, segmentation_node, reference_volume_node, names: list[str],
-                             colors: list | None = None, replace: bool = True) -> list[str]:
+def set_segments_from_labels(
+    labels: np.ndarray,
+    segmentation_node,
+    reference_volume_node,
+    names: list[str],
+    colors: list | None = None,
+    replace: bool = True,
+) -> list[str]:
     """Write label values 1..K of ``labels`` (``[k, j, i]`` on the reference grid) as K segments.
 
     Segment ``n`` is named ``names[n]`` and coloured ``colors[n]``; with ``replace``, the segmentation's existing
@@ -241,8 +255,9 @@ def set_segments_from_labels(labels: np.ndarray, segmentation_node, reference_vo
         id_array = vtk.vtkStringArray()
         for segment_id in ids:
             id_array.InsertNextValue(segment_id)
-        ok = slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation_node,
-                                                                                       id_array)
+        ok = slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
+            labelmap, segmentation_node, id_array
+        )
         if not ok:
             raise ConversionError("Slicer could not import the predicted labels as segments.")
     finally:

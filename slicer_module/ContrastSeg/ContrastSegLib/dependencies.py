@@ -114,8 +114,9 @@ def ensure_dependencies(parent=None) -> None:
     importlib.invalidate_caches()
     still = missing_modules()
     if still:
-        raise DependencyError(f"These Python packages are still missing: {', '.join(still)}. "
-                              "See the Python console for pip's messages.")
+        raise DependencyError(
+            f"These Python packages are still missing: {', '.join(still)}. See the Python console for pip's messages."
+        )
 
 
 def _ensure_torch() -> None:
@@ -125,23 +126,30 @@ def _ensure_torch() -> None:
         import PyTorchUtils
     except ModuleNotFoundError:
         if not slicer.util.confirmYesNoDisplay(
-                "ContrastSeg needs PyTorch, which Slicer installs through the PyTorch extension. Install the "
-                "PyTorch extension now? Slicer must be restarted afterwards (save your work first).",
-                windowTitle="ContrastSeg: PyTorch extension"):
-            raise DependencyError("ContrastSeg needs the PyTorch extension. Install it from the Extensions Manager, "
-                                  "restart Slicer, then press Train again.") from None
+            "ContrastSeg needs PyTorch, which Slicer installs through the PyTorch extension. Install the "
+            "PyTorch extension now? Slicer must be restarted afterwards (save your work first).",
+            windowTitle="ContrastSeg: PyTorch extension",
+        ):
+            raise DependencyError(
+                "ContrastSeg needs the PyTorch extension. Install it from the Extensions Manager, "
+                "restart Slicer, then press Train again."
+            ) from None
         manager = slicer.app.extensionsManagerModel()
         if not manager.installExtensionFromServer(PYTORCH_EXTENSION, False):
-            raise DependencyError("The PyTorch extension could not be installed. Install it from the Extensions "
-                                  "Manager, restart Slicer, then press Train again.") from None
+            raise DependencyError(
+                "The PyTorch extension could not be installed. Install it from the Extensions "
+                "Manager, restart Slicer, then press Train again."
+            ) from None
         raise DependencyError("The PyTorch extension is installed. Restart Slicer, then press Train again.") from None
     torch_logic = PyTorchUtils.PyTorchUtilsLogic()
     if torch_logic.torchInstalled():
         return
     torch = torch_logic.installTorch(askConfirmation=True, torchVersionRequirement=TORCH_REQUIREMENT)
     if torch is None:
-        raise DependencyError("ContrastSeg cannot train without PyTorch. Press Train again to install it, or use "
-                              "the PyTorch Utils module to pick a specific build.")
+        raise DependencyError(
+            "ContrastSeg cannot train without PyTorch. Press Train again to install it, or use "
+            "the PyTorch Utils module to pick a specific build."
+        )
 
 
 def _ensure_package(parent=None) -> None:
@@ -149,9 +157,10 @@ def _ensure_package(parent=None) -> None:
 
     spec = package_spec()
     if not slicer.util.confirmOkCancelDisplay(
-            f"ContrastSeg will install the Python package {PACKAGE} ({spec}) and its requirements into Slicer's "
-            "Python. Packages Slicer already has are kept at their versions. This may take a few minutes.",
-            windowTitle="ContrastSeg: install packages"):
+        f"ContrastSeg will install the Python package {PACKAGE} ({spec}) and its requirements into Slicer's "
+        "Python. Packages Slicer already has are kept at their versions. This may take a few minutes.",
+        windowTitle="ContrastSeg: install packages",
+    ):
         raise DependencyError(f"ContrastSeg needs the {PACKAGE} Python package; it was not installed.")
     with tempfile.TemporaryDirectory(prefix="ContrastSeg-pip-") as folder:
         constraints = Path(folder) / "constraints.txt"

@@ -51,6 +51,7 @@ class _Task:
     cancelled: bool = False
     last_progress: tuple[int, int] | None = None
     events: int = 0
+    reported: bool = False  # the "ended" event was given out
 
 
 class ContrastSegLogic:
@@ -108,9 +109,25 @@ class ContrastSegLogic:
         del image, labels
         model_path = work_dir / "model.safetensors"
         names = [_cli_name(c.name) for c in classes]
-        args = ["train", image_path, labels_path, "-o", model_path, "--events", "jsonl",
-                "--method", options.method, "--iterations", int(options.iterations), "--device", options.device,
-                "--seed", int(options.seed), "--classes", ",".join(names)]
+        args = [
+            "train",
+            image_path,
+            labels_path,
+            "-o",
+            model_path,
+            "--events",
+            "jsonl",
+            "--method",
+            options.method,
+            "--iterations",
+            int(options.iterations),
+            "--device",
+            options.device,
+            "--seed",
+            int(options.seed),
+            "--classes",
+            ",".join(names),
+        ]
         if options.warm_start and self.has_model and [c.name for c in self.classes] == [c.name for c in classes]:
             args += ["--warm-start", self.model_path]
             notes.append("Continuing from the previous model.")
@@ -122,8 +139,9 @@ class ContrastSegLogic:
 
     # -- prediction ----------------------------------------------------------------------------------------------
 
-    def start_prediction(self, volume_node, device: str = "auto", uncertainty: bool = False,
-                         model_path: str | Path | None = None) -> None:
+    def start_prediction(
+        self, volume_node, device: str = "auto", uncertainty: bool = False, model_path: str | Path | None = None
+    ) -> None:
         """Write the volume and start ``contrastseg predict`` with the last (or the given) model."""
         if self.busy:
             raise RuntimeError("A training or prediction is already running; wait for it or stop it.")
@@ -146,8 +164,9 @@ class ContrastSegLogic:
         self.uncertainty_path = None
         self._start("predict", args, work_dir, output)
 
-    def apply_prediction(self, output_segmentation_node, volume_node, painted_segmentation_node=None,
-                         hide_background: bool = True) -> list[str]:
+    def apply_prediction(
+        self, output_segmentation_node, volume_node, painted_segmentation_node=None, hide_background: bool = True
+    ) -> list[str]:
         """Write the finished prediction as one segment per class into ``output_segmentation_node``.
 
         Names and colours are those of the painted segments at training time (current colours are used when the
@@ -162,8 +181,10 @@ class ContrastSegLogic:
         labels, _ = conversions.read_nifti(self.prediction_path)
         expected = tuple(reversed(volume_node.GetImageData().GetDimensions()))
         if labels.shape != expected:
-            raise ConversionError(f"The prediction has shape {labels.shape}, the volume {expected}; "
-                                  "apply it to the volume it was computed for.")
+            raise ConversionError(
+                f"The prediction has shape {labels.shape}, the volume {expected}; "
+                "apply it to the volume it was computed for."
+            )
         names = [c.name for c in self.classes]
         colors = [c.color for c in self.classes]
         if painted_segmentation_node is not None:
@@ -206,9 +227,8 @@ class ContrastSegLogic:
         "message", "returncode"}.
         """
         task = self.task
-        if task is None:
+        if task is None or task.reported:
             return []
-        was_running = task.runner.running
         out = []
         for line in task.runner.poll():
             event = parse_event(line)
@@ -230,7 +250,8 @@ class ContrastSegLogic:
             progress = self._prediction_progress(task)
             if progress is not None:
                 out.append({"kind": "progress", "done": progress[0], "total": progress[1]})
-        if was_running and not task.runner.running:
+        if not task.runner.running:  # ended by itself, or killed by stop() since the last poll
+            task.reported = True
             out.append(self._finish(task))
         return out
 
@@ -255,7 +276,7 @@ class ContrastSegLogic:
                     on_event(event)
                 if event["kind"] == "ended":
                     return event
-            if self.task is None or (deadline is not None and time.monotonic() > deadline):
+            if self.task is None or self.task.reported or (deadline is not None and time.monotonic() > deadline):
                 return None
             if idle is not None:
                 idle()
@@ -329,8 +350,14 @@ class ContrastSegLogic:
                 message = "Prediction was stopped."
             else:
                 message = self._crash_message("Prediction", task)
-        return {"kind": "ended", "task": task.kind, "ok": ok, "cancelled": cancelled, "message": message,
-                "returncode": code}
+        return {
+            "kind": "ended",
+            "task": task.kind,
+            "ok": ok,
+            "cancelled": cancelled,
+            "message": message,
+            "returncode": code,
+        }
 
     def _replace_model(self, new_model: Path) -> None:
         old = self.model_path

@@ -14,6 +14,7 @@ second :meth:`stop`, :meth:`ProcessRunner.kill` ends the whole process tree (``k
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -57,8 +58,14 @@ def cli_command(cli_args: Sequence[str], stop_file: str | Path, python: str | No
 class ProcessRunner:
     """One child process, its output files and its stop file, all in ``work_dir``."""
 
-    def __init__(self, args: Sequence[str], work_dir: str | Path, stop_file: str | Path | None = None,
-                 env: dict | None = None, name: str = "process"):
+    def __init__(
+        self,
+        args: Sequence[str],
+        work_dir: str | Path,
+        stop_file: str | Path | None = None,
+        env: dict | None = None,
+        name: str = "process",
+    ):
         self.args = [str(a) for a in args]
         self.work_dir = Path(work_dir)
         self.name = name
@@ -92,8 +99,9 @@ class ProcessRunner:
         else:
             kwargs["start_new_session"] = True  # the child leads a new process group: killpg ends the tree
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         cwd=str(self.work_dir), env=env, **kwargs)
+            self.proc = subprocess.Popen(
+                self.args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=str(self.work_dir), env=env, **kwargs
+            )
         self.started_at = time.monotonic()
         _live_runners.add(self)
         return self
@@ -126,15 +134,11 @@ class ProcessRunner:
             return
         self.stop_requested = True
         self.killed = self.returncode is None
-        try:
+        with contextlib.suppress(OSError):
             self.stop_file.write_text("kill", encoding="utf-8")
-        except OSError:
-            pass
         _kill_tree(self.proc)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         self._update_returncode()
 
     def poll(self) -> list[str]:
@@ -171,7 +175,7 @@ class ProcessRunner:
                 text = f.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
-        lines = [line.split("\r")[-1] for line in text.splitlines()]
+        lines = [line.rstrip("\r").split("\r")[-1] for line in text.split("\n")]  # "\r": progress bar redraws
         return "\n".join(line for line in lines if line.strip())
 
     # -- internals -------------------------------------------------------------------------------------------
@@ -223,10 +227,13 @@ def _kill_tree(proc: subprocess.Popen, leader_done: bool = False) -> None:
     if os.name == "nt":
         if leader_done:
             return  # taskkill /T walks the tree from a live leader only
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, creationflags=_CREATE_NO_WINDOW, check=False)
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            creationflags=_CREATE_NO_WINDOW,
+            check=False,
+        )
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # the group id is the leader's pid (start_new_session)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 import slicer
 from ContrastSegLib import conversions
 from ContrastSegLib.logic import ContrastSegLogic, TrainingOptions
@@ -17,13 +16,14 @@ from ContrastSegLib.logic import ContrastSegLogic, TrainingOptions
 SAMPLE = "icbm-tissue"
 # A small network and few iterations: a CPU finishes the full run in about a minute.
 FAST_TRAINING_ARGS = ["--features", "8,16,32", "--batch-size", "4", "--patch-size", "64"]
-PALETTE = [(0.5, 0.5, 0.5), (0.85, 0.2, 0.2), (0.2, 0.75, 0.3), (0.25, 0.4, 0.9), (0.9, 0.8, 0.2), (0.7, 0.3, 0.8)]
+PALETTE = [(0.6, 0.6, 0.6), (0.85, 0.2, 0.2), (0.2, 0.75, 0.3), (0.25, 0.4, 0.9), (0.9, 0.8, 0.2), (0.7, 0.3, 0.8)]
 
 
 def new_scene():
     """A bare scene with the Segmentations logic attached, as the application has it (slicer-core only)."""
     scene = slicer.vtkMRMLScene()
     conversions.ensure_segmentation_support(scene)
+    slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)  # the application always has one
     return scene
 
 
@@ -63,9 +63,11 @@ def painted_on_slices(ground_truth: np.ndarray, axis: int, slices) -> np.ndarray
 def add_painted_segmentation(scene, volume_node, labels: np.ndarray, names, name="painted"):
     """A segmentation like one painted in the Segment Editor: one segment per name, value n+1 -> names[n]."""
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    node.CreateDefaultDisplayNodes()  # as in the application, where painted segmentations are displayed
     node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
-    conversions.set_segments_from_labels(labels, node, volume_node, list(names),
-                                         [PALETTE[n % len(PALETTE)] for n in range(len(names))])
+    conversions.set_segments_from_labels(
+        labels, node, volume_node, list(names), [PALETTE[n % len(PALETTE)] for n in range(len(names))]
+    )
     return node
 
 
@@ -101,8 +103,11 @@ def run_full_flow(scene, iterations=40, work_root=None, idle=None, timeout=600.0
     events = []
     try:
         t0 = time.monotonic()
-        notes = logic.start_training(volume, painted, TrainingOptions(
-            method="supervised", iterations=iterations, device="cpu", extra_args=FAST_TRAINING_ARGS))
+        notes = logic.start_training(
+            volume,
+            painted,
+            TrainingOptions(method="supervised", iterations=iterations, device="cpu", extra_args=FAST_TRAINING_ARGS),
+        )
         trained = logic.wait(timeout=timeout, idle=idle, on_event=events.append)
         timings["train"] = time.monotonic() - t0
         if trained is None or not trained["ok"]:
@@ -120,9 +125,19 @@ def run_full_flow(scene, iterations=40, work_root=None, idle=None, timeout=600.0
         scores = {names[n]: dice(result_labels == n + 1, truth == n + 1) for n in range(len(names))}
         painted_after = conversions.label_array_from_segments(painted, conversions.segment_ids(painted), volume)
         return {
-            "volume": volume, "painted": painted, "output": output, "segment_ids": ids, "names": names,
-            "truth": truth, "labels": result_labels, "dice": scores, "events": events, "notes": notes,
-            "timings": timings, "device": logic.device_description, "uncertainty": uncertainty_node,
+            "volume": volume,
+            "painted": painted,
+            "output": output,
+            "segment_ids": ids,
+            "names": names,
+            "truth": truth,
+            "labels": result_labels,
+            "dice": scores,
+            "events": events,
+            "notes": notes,
+            "timings": timings,
+            "device": logic.device_description,
+            "uncertainty": uncertainty_node,
             "painted_unchanged": bool(np.array_equal(painted_before, painted_after))
             and painted.GetSegmentation().GetMTime() == painted_mtime,
             "model_path": logic.model_path,
@@ -136,8 +151,9 @@ def run_stop_flow(scene, work_root=None, idle=None, graceful=True):
     volume, painted, _, _ = sample_scene(scene)
     logic = ContrastSegLogic(work_root=work_root)
     try:
-        logic.start_training(volume, painted, TrainingOptions(iterations=100000, device="cpu",
-                                                              extra_args=FAST_TRAINING_ARGS))
+        logic.start_training(
+            volume, painted, TrainingOptions(iterations=100000, device="cpu", extra_args=FAST_TRAINING_ARGS)
+        )
         runner = logic.task.runner
         steps = []
         deadline = time.monotonic() + 300
@@ -151,7 +167,44 @@ def run_stop_flow(scene, work_root=None, idle=None, graceful=True):
         if not graceful:
             logic.stop()  # a second Stop kills at once
         ended = logic.wait(timeout=120, idle=idle)
-        return {"runner": runner, "ended": ended, "stop_seconds": time.monotonic() - t0, "had_steps": bool(steps),
-                "model_saved": logic.has_model}
+        return {
+            "runner": runner,
+            "ended": ended,
+            "stop_seconds": time.monotonic() - t0,
+            "had_steps": bool(steps),
+            "model_saved": logic.has_model,
+        }
     finally:
         logic.cleanup()
+
+
+def run_widget_flow(widget, volume, painted, idle, iterations=20, timeout=600.0):
+    """Drive the module's widget (Slicer application only): Train, let its timer poll, Apply; returns the output."""
+    parameters = widget._parameterNode
+    parameters.inputVolume = volume
+    parameters.paintedSegmentation = painted
+    parameters.iterations = iterations
+    parameters.device = "cpu"
+
+    def wait_until_idle():
+        deadline = time.monotonic() + timeout
+        while widget.logic.busy and time.monotonic() < deadline:
+            idle()
+            time.sleep(0.05)
+        for _ in range(10):  # let the timer deliver the last events
+            idle()
+            time.sleep(0.05)
+
+    if not widget.ui.trainButton.enabled:
+        raise AssertionError("Train is disabled: " + widget.ui.backgroundStatusLabel.text)
+    widget.ui.trainButton.click()
+    if not widget.ui.stopButton.enabled:
+        raise AssertionError("Stop should be enabled while training")
+    wait_until_idle()
+    if not widget.logic.has_model:
+        raise AssertionError("no model after training: " + widget.ui.statusLabel.text)
+    widget.ui.applyButton.click()
+    wait_until_idle()
+    if parameters.outputSegmentation is None:
+        raise AssertionError("no output segmentation: " + widget.ui.statusLabel.text)
+    return parameters.outputSegmentation

@@ -1,0 +1,117 @@
+"""Slicer module, end to end with Slicer's real MRML and Segmentations classes (PyPI ``slicer-core``).
+
+A scene with the bundled sample volume (read by Slicer's own reader) and segments painted on coronal slices ->
+``contrastseg train`` in a background process for a few iterations -> ``contrastseg predict`` -> one segment per
+class in a separate segmentation. Also: Stop keeps the model and ends the process tree; a second Stop ends it at
+once. The same flows run inside the Slicer application as the module's self-test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("slicer_core", reason="needs PyPI slicer-core (Slicer's MRML and Segmentations logic)")
+
+MODULE_DIR = Path(__file__).resolve().parents[1] / "slicer_module" / "ContrastSeg"
+for _path in (MODULE_DIR, MODULE_DIR / "Testing" / "Python"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import ContrastSegTestFlows as flows  # noqa: E402
+from ContrastSegLib import conversions  # noqa: E402
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (Linux /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="process-group check reads /proc")
+
+
+def test_full_run_gives_named_segments_on_the_volume_grid(tmp_path):
+    scene = flows.new_scene()
+    result = flows.run_full_flow(scene, iterations=40, work_root=tmp_path)
+
+    # Training really ran in the background process and said where.
+    kinds = [e["kind"] for e in result["events"]]
+    assert kinds.count("started") == 1 and kinds.count("saved") == 1
+    assert kinds.count("step") == 40
+    assert result["device"].startswith("cpu")
+    started = next(e for e in result["events"] if e["kind"] == "started")
+    assert started["slice_axis"] == 1, "painted coronal slices ([k, j, i] axis 1) are slices along j"
+
+    # One segment per class, named and coloured like the painted ones; background hidden.
+    output, painted, ids = result["output"], result["painted"], result["segment_ids"]
+    segmentation = output.GetSegmentation()
+    assert [segmentation.GetSegment(i).GetName() for i in ids] == result["names"]
+    for segment_id, name in zip(ids, result["names"], strict=True):
+        painted_id = painted.GetSegmentation().GetSegmentIdBySegmentName(name)
+        np.testing.assert_allclose(
+            segmentation.GetSegment(segment_id).GetColor(), painted.GetSegmentation().GetSegment(painted_id).GetColor()
+        )
+    assert not output.GetDisplayNode().GetSegmentVisibility(ids[0])
+    assert result["painted_unchanged"], "the painted segmentation must never be modified"
+
+    # Geometry: the segments' labelmap lies on the input volume's grid.
+    volume = result["volume"]
+    image = output.GetBinaryLabelmapInternalRepresentation(ids[1])
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    np.testing.assert_allclose(
+        [[matrix.GetElement(r, c) for c in range(4)] for r in range(4)], conversions.ijk_to_ras(volume), atol=1e-6
+    )
+    assert result["labels"].shape == conversions.array_from_volume(volume).shape
+
+    # Overlap with the ground truth, everywhere in the volume (not only on the painted slices).
+    foreground = [result["dice"][name] for name in result["names"][1:]]
+    assert min(foreground) > 0.35, result["dice"]
+    assert np.mean(foreground) > 0.55, result["dice"]
+
+    # The uncertainty map comes back on the same grid, with values in [0, 1].
+    uncertainty = result["uncertainty"]
+    np.testing.assert_allclose(conversions.ijk_to_ras(uncertainty), conversions.ijk_to_ras(volume))
+    values = conversions.array_from_volume(uncertainty)
+    assert values.shape == result["labels"].shape and values.min() >= 0.0 and values.max() <= 1.0
+
+    # The logic removes its work folders afterwards.
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_proc
+def test_stop_keeps_the_model_and_ends_the_process_tree(tmp_path):
+    result = flows.run_stop_flow(flows.new_scene(), work_root=tmp_path, graceful=True)
+    ended, runner = result["ended"], result["runner"]
+    assert result["had_steps"]
+    assert ended is not None and ended["ok"] and ended["cancelled"], ended
+    assert result["model_saved"], "a graceful Stop saves what was learned"
+    assert not runner.killed and runner.returncode == 0
+    assert _group_members(runner.pid) == []
+
+
+@needs_proc
+def test_second_stop_ends_the_process_tree_at_once(tmp_path):
+    result = flows.run_stop_flow(flows.new_scene(), work_root=tmp_path, graceful=False)
+    ended, runner = result["ended"], result["runner"]
+    assert ended is not None and not ended["ok"] and ended["cancelled"], ended
+    assert runner.killed
+    assert result["stop_seconds"] < 10
+    assert _group_members(runner.pid) == []
