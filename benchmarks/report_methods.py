@@ -56,7 +56,7 @@ def _plot(groups, folder: Path) -> None:
         ax.set(xlabel="training time (s, CPU)", ylabel="mean Dice, never-painted slices", title=f"{dataset}, {paint}")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = folder / f"dice-vs-time-{dataset}-{paint.replace(':', '')}.png"
+        path = folder / f"dice-vs-time-{dataset}-{paint}.png".replace(":", "-")
         fig.savefig(path, dpi=110)
         print(f"\nplot: {path}")
 

@@ -117,3 +117,17 @@ def test_autosave_files_round_trip(tmp_path, monkeypatch):
     assert np.array_equal(autosave.load_scribbles(saved), labels)
     assert autosave.same_painting(saved, labels)
     assert autosave.find_saved("my image/1", (6, 7, 9)) is None
+
+
+def test_napari_opens_and_saves_nifti_through_the_plugin(tmp_path):
+    napari = pytest.importorskip("napari")
+    npe2 = pytest.importorskip("npe2")
+    npe2.PluginManager.instance().discover()
+    labels = np.zeros((5, 6, 7), np.uint8)
+    labels[1:3, 2:4, 3:6] = 2
+    source = _nifti(tmp_path / "mask.nii.gz", labels)
+    viewer = napari.components.ViewerModel()
+    [layer] = viewer.open(str(source), plugin="napari-contrastseg")
+    assert tuple(layer.scale) == pytest.approx((0.5, 0.8, 2.0))
+    [written] = napari.save_layers(str(tmp_path / "saved.nii.gz"), [layer], plugin="napari-contrastseg")
+    assert np.allclose(nib.load(written).affine, nib.load(source).affine)

@@ -62,6 +62,10 @@ def _events(widget) -> list:
     return seen
 
 
+def _our_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("contrastseg-")]
+
+
 def _wait_idle(widget, qtbot) -> None:
     qtbot.waitUntil(lambda: not widget.is_running, timeout=TIMEOUT_MS)
     qtbot.wait(20)
@@ -214,8 +218,9 @@ def test_closing_the_widget_during_training_stops_it(session):
     control = widget._run.control
     qtbot.waitUntil(lambda: any(e.kind == "step" for e, _ in events), timeout=TIMEOUT_MS)
     viewer.window.remove_dock_widget(widget)  # the dock's close button does this
-    assert control.abort.is_set() and (control.done.is_set() or control.worker_ended.is_set())
+    assert control.abort.is_set() and control.done.is_set()
     assert not widget.is_running
+    assert not _our_threads()
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=10_000)
 
 
@@ -236,7 +241,8 @@ def test_closing_the_viewer_during_training_stops_it(make_napari_viewer, qtbot, 
     control = widget._run.control
     qtbot.waitUntil(lambda: any(e.kind == "step" for e, _ in events), timeout=TIMEOUT_MS)
     viewer.close()
-    assert control.abort.is_set() and (control.done.is_set() or control.worker_ended.is_set())
+    assert control.abort.is_set() and control.done.is_set()
+    assert not _our_threads()
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=10_000)
 
 

@@ -59,6 +59,7 @@ from .next_slice import suggest_slice
 from .results import PREDICTION, UNCERTAINTY, ResultLayers, is_output
 from .settings import TrainingSettings
 from .settings_form import SettingsForm
+from .workers.background import DEFAULT_NICE
 from .workers.control import RunControl
 from .workers.prediction import apply_model_events
 from .workers.training import TrainingRequest, training_events
@@ -77,11 +78,13 @@ class _Run:
     uncertainty_name: str
     request: TrainingRequest | None = None
     offset: int = 0  # iterations done before this run (Continue), for the loss plot
+    predicting: bool = False  # training is over, the whole image is being predicted
     slots: list = field(default_factory=list)
 
 
-def _relay(generator):
-    """The worker's generator: forwards ``generator`` (kept by the widget so it can be closed on shutdown)."""
+def contrastseg_worker(generator):
+    """The worker's generator (named for napari's task list): forwards ``generator``, which the widget keeps so it
+    can close it on shutdown."""
     yield from generator
 
 
@@ -110,6 +113,8 @@ class ContrastSegWidget(QWidget):
         #: intermediate models: every ``checkpoint_every`` steps to ``checkpoint_dir`` (off unless both are set)
         self.checkpoint_dir: Path | None = None
         self.checkpoint_every = 0
+        #: how much lower the work threads' priority is (Linux; 0 = same as the GUI), see workers/background.py
+        self.worker_nice = DEFAULT_NICE
         self.preview_log: list[tuple[float, int, int | None]] = []
         self._run: _Run | None = None
         self._apply: _Run | None = None
@@ -186,7 +191,7 @@ class ContrastSegWidget(QWidget):
             buttons.addWidget(b)
         tform.addRow(buttons)
         self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m")
+        self.progress.setFormat("%v / %m iterations")
         self.progress.setValue(0)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -531,6 +536,7 @@ class ContrastSegWidget(QWidget):
             settings.cpu_threads,
             predict_at_end=True,
             checkpoint_dir=self.checkpoint_dir if config.checkpoint_every else None,
+            nice=self.worker_nice,
         )
         control = RunControl()
         generator = training_events(request, control)
@@ -543,10 +549,11 @@ class ContrastSegWidget(QWidget):
         self._run = run
         self.timings = {"train_pressed": time.perf_counter()}
         self.preview_log = []
+        self.progress.setFormat("%v / %m iterations")
         self.progress.setRange(0, config.iterations)
         self.progress.setValue(0)
         self.status_label.setText("Starting…" + (" (continuing from the current weights)" if initial else ""))
-        self._start_worker(run, settings)
+        self._start_worker(run)
         self._update_buttons()
         return True
 
@@ -570,8 +577,8 @@ class ContrastSegWidget(QWidget):
             return int(config.slice_axis) % 3
         return painted_slice_axis(labels)
 
-    def _start_worker(self, run: _Run, settings: TrainingSettings | None = None) -> None:
-        worker = create_worker(_relay, run.generator, _start_thread=False)
+    def _start_worker(self, run: _Run) -> None:
+        worker = create_worker(contrastseg_worker, run.generator, _start_thread=False)
         run.worker = worker
         on_event = partial(self._on_event, run)
         on_finished = partial(self._on_worker_finished, run)
@@ -583,9 +590,18 @@ class ContrastSegWidget(QWidget):
         worker.start()
 
     def stop(self) -> None:
-        """Stop training after the current step; the weights are kept (and the whole image still predicted)."""
-        if self._run is not None and not self._run.control.stop.is_set():
-            self._run.control.stop.set()
+        """Stop training after the current step; the weights are kept and the whole image is still predicted.
+
+        Pressed while the whole image is being predicted, it skips that prediction.
+        """
+        run = self._run
+        if run is None:
+            return
+        if run.predicting:
+            run.control.skip_prediction.set()
+            self.status_label.setText("Skipping the whole-image prediction…")
+        elif not run.control.stop.is_set():
+            run.control.stop.set()
             self.status_label.setText("Stopping after the current step…")
         self._update_buttons()
 
@@ -618,7 +634,7 @@ class ContrastSegWidget(QWidget):
         )
 
     def _on_step(self, run: _Run, event) -> None:
-        self.progress.setValue(event.iteration)
+        self._set_progress(event.iteration)
         speed = event.iterations_per_second
         left = (event.iterations - event.iteration) / speed if speed > 0 else float("nan")
         self.status_label.setText(
@@ -626,6 +642,12 @@ class ContrastSegWidget(QWidget):
             f"loss {event.losses.get('total', float('nan')):.3f}"
         )
         self.loss_plot.add(run.offset + event.iteration, event.losses)
+
+    def _set_progress(self, value: int) -> None:
+        """Update the bar without QProgressBar's immediate repaint (one window redraw per event, not two)."""
+        self.progress.setUpdatesEnabled(False)
+        self.progress.setValue(value)
+        self.progress.setUpdatesEnabled(True)  # schedules a normal, coalesced update
 
     def _on_preview(self, run: _Run, event) -> None:
         shown = self.results.show_preview(event, self.scribbles_layer(), run.prediction_name, run.uncertainty_name)
@@ -649,6 +671,8 @@ class ContrastSegWidget(QWidget):
             )
 
     def _on_predicting(self, run: _Run, event) -> None:
+        run.predicting = True
+        self._update_buttons()
         self.progress.setRange(0, 0)  # busy
         self.status_label.setText(f"Predicting the whole image ({' x '.join(map(str, event.shape))})…")
 
@@ -666,6 +690,7 @@ class ContrastSegWidget(QWidget):
         self.timings["whole_prediction"] = time.perf_counter()
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+        self.progress.setFormat("done")
         hint = " Press 'Next slice to paint' to see where more paint helps most." if event.labels.ndim == 3 else ""
         self.status_label.setText(f"Done: '{run.prediction_name}' predicted in {event.seconds:.1f} s.{hint}")
 
@@ -678,6 +703,9 @@ class ContrastSegWidget(QWidget):
             with contextlib.suppress(TypeError, RuntimeError):
                 signal.disconnect(slot)
         run.slots = []
+        if not run.control.done.is_set():  # the worker was told to quit (napari's task cancel) mid-run
+            run.control.abort.set()
+            run.generator.close()  # ends the work thread after its current step
         if self._run is run:
             self._run = None
         if self._apply is run:
@@ -689,6 +717,8 @@ class ContrastSegWidget(QWidget):
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
+        if run.control.skip_prediction.is_set():
+            self.status_label.setText("Whole-image prediction skipped; the model is kept (Save it, or Apply it later).")
         self._update_buttons()
         self.run_ended.emit(run.kind)
 
@@ -705,7 +735,11 @@ class ContrastSegWidget(QWidget):
         running = self._run is not None
         self.train_button.setEnabled(not running)
         self.continue_button.setEnabled(not running and self.model is not None)
-        self.stop_button.setEnabled(running and not self._run.control.stop.is_set())
+        run = self._run
+        self.stop_button.setEnabled(
+            running and not (run.control.skip_prediction.is_set() if run.predicting else run.control.stop.is_set())
+        )
+        self.stop_button.setText("Skip" if running and run.predicting else "Stop")
         self.model_panel.load_button.setEnabled(not running)
         self.model_panel.set_model_info(None if self.model is None else self.model_panel.info.text())
         self.model_panel.apply_button.setEnabled(
@@ -794,7 +828,14 @@ class ContrastSegWidget(QWidget):
         control = RunControl()
         settings = self.read_settings()
         generator = apply_model_events(
-            self.model, image, channel_axis, settings.device, control, settings.cpu_threads, layer.name
+            self.model,
+            image,
+            channel_axis,
+            settings.device,
+            control,
+            settings.cpu_threads,
+            target=layer.name,
+            nice=self.worker_nice,
         )
         run = _Run(
             "apply", None, control, generator, layer.name, f"{layer.name} prediction", f"{layer.name} uncertainty"

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 class RunControl:
     """``stop``: the user pressed Stop (keep the weights, still predict the whole image).
 
+    ``skip_prediction``: Stop pressed again while the whole image is predicted: end without a result.
     ``abort``: the widget or viewer is closing (end after the current step, skip the whole-image prediction, and
     yield nothing more). ``started`` is set when the worker's generator begins, ``done`` when it has ended
     (whatever the reason), ``worker_ended`` when the worker thread has left it (e.g. after ``worker.quit()``).
     """
 
     stop: threading.Event = field(default_factory=threading.Event)
+    skip_prediction: threading.Event = field(default_factory=threading.Event)
     abort: threading.Event = field(default_factory=threading.Event)
     started: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...core.events import Failed, TrainingEvent
 from ...core.model import TrainedModel
+from .background import DEFAULT_NICE, in_own_thread
 from .control import Aborted, RunControl
 from .events import Predicting, WholePrediction
 
@@ -23,12 +24,12 @@ def predict_whole(
 ) -> Iterator[TrainingEvent]:
     """Yield :class:`Predicting`, then :class:`WholePrediction` or :class:`Failed` (never raises).
 
-    Returns early, yielding nothing more, when ``control.abort`` is set.
+    Returns early, yielding nothing more, when ``control.abort`` or ``control.skip_prediction`` is set.
     """
     from ...core.data import spatial_shape_of
 
     def check(_done: int, _total: int) -> None:
-        if control.abort.is_set():
+        if control.abort.is_set() or control.skip_prediction.is_set():
             raise Aborted
 
     yield Predicting(spatial_shape_of(image, channel_axis))
@@ -69,15 +70,20 @@ def apply_model_events(
     control: RunControl,
     cpu_threads: int = 1,
     target: str = "",
+    nice: int = DEFAULT_NICE,
 ) -> Iterator[TrainingEvent]:
-    """Worker generator for "Apply": :func:`predict_whole` with the worker's thread count; sets ``control.done``."""
+    """Worker generator for "Apply": :func:`predict_whole` in a lower-priority thread; sets ``control.done``."""
     control.started.set()
-    try:
-        if control.abort.is_set():
-            return
+
+    def work() -> Iterator[TrainingEvent]:
         import torch
 
         torch.set_num_threads(max(1, int(cpu_threads)))
         yield from predict_whole(model, image, channel_axis, device, control, target)
+
+    try:
+        if control.abort.is_set():
+            return
+        yield from in_own_thread(work, control, nice, "prediction")
     finally:
         control.done.set()

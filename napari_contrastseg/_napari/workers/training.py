@@ -19,10 +19,11 @@ from ...core.data import SegmentationData
 from ...core.events import Failed, Finished, Preview, Started, Step, TrainingEvent
 from ...core.model import TrainedModel
 from ...core.trainer import PreviewRequest, train
+from .background import DEFAULT_NICE, in_own_thread
 from .control import RunControl
 from .prediction import predict_whole, prediction_failure
 
-STEP_EVENTS_PER_SECOND = 10.0
+STEP_EVENTS_PER_SECOND = 4.0  # each GUI update costs a window redraw (measured: docs/napari.md)
 
 
 @dataclass
@@ -37,17 +38,26 @@ class TrainingRequest:
     cpu_threads: int = 1
     predict_at_end: bool = True
     checkpoint_dir: Path | None = None
+    nice: int = DEFAULT_NICE  # lower the training thread's priority by this much (Linux)
 
 
 def training_events(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEvent]:
     """Yield the engine's events (merged steps), then :class:`Predicting` and :class:`WholePrediction`.
 
-    Never raises: problems arrive as :class:`Failed`. ``control.done`` is set when the generator ends.
+    The work runs in a dedicated lower-priority thread (:mod:`.background`); this generator, run by the napari
+    worker, only relays. Never raises: problems arrive as :class:`Failed`. ``control.done`` is set at the end.
     """
     control.started.set()
     try:
         if control.abort.is_set():
             return
+        yield from in_own_thread(lambda: _work(request, control), control, request.nice, "training")
+    finally:
+        control.done.set()
+
+
+def _work(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEvent]:
+    try:
         import torch
 
         torch.set_num_threads(max(1, int(request.cpu_threads)))  # per thread: the GUI thread keeps its own
@@ -59,8 +69,6 @@ def training_events(request: TrainingRequest, control: RunControl) -> Iterator[T
     except Exception as err:  # noqa: BLE001 - the GUI must get a message, never an exception
         if not control.abort.is_set():
             yield Failed(prediction_failure(err), type(err).__name__)
-    finally:
-        control.done.set()
 
 
 def _train(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEvent]:
