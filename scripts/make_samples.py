@@ -94,9 +94,7 @@ def colin_box(volume: Volume) -> tuple[tuple[int, int], ...]:
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
-def write_sample(
-    volume: Volume, box: tuple[tuple[int, int], ...], licence_header: str, licence_id: str
-) -> None:
+def write_sample(volume: Volume, box: tuple[tuple[int, int], ...], licence_header: str, licence_id: str) -> None:
     """Crop ``volume`` to ``box`` and write image, ground truth, painting, metadata and licence."""
     folder = OUT / volume.name
     folder.mkdir(parents=True, exist_ok=True)

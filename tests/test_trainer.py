@@ -28,7 +28,7 @@ def test_event_stream_of_a_full_run(data_2d, fast_config, tmp_path):
     previews = [e for e in events if isinstance(e, Preview)]
     assert [p.iteration for p in previews] == [2, 4, 6]
     assert previews[0].labels.shape == data_2d.labels.shape and set(np.unique(previews[0].labels)) <= {1, 2}
-    assert 0 <= previews[0].uncertainty.min() and previews[0].uncertainty.max() <= 1
+    assert previews[0].uncertainty.min() >= 0 and previews[0].uncertainty.max() <= 1
     checkpoints = [e for e in events if isinstance(e, Checkpoint)]
     assert [c.iteration for c in checkpoints] == [3, 6] and (tmp_path / "checkpoint.safetensors").is_file()
     assert isinstance(finished, Finished) and not finished.cancelled and finished.iteration == 6
