@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--tiles", default="64,128,256")
+    parser.add_argument("--overlaps", default="0.25", help="comma-separated tile overlaps to time")
+    parser.add_argument("--inference-only", action="store_true", help="time prediction with an untrained network")
     args = parser.parse_args()
     device = select_device(args.device)
     vol = load_dataset("colin27-deep")
@@ -48,9 +50,11 @@ def main() -> None:
     data = SegmentationData(vol.image, painted, vol.class_names, vol.spacing)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"device {describe_device(device)}; volume {vol.image.shape}\n")  # fmt: skip
-    print("| case | crop | batch | iterations/s | crops/s |\n|---|---|---|---|---|")
-    model = None
-    for label, method, patch, batch, dims, options in CASES:
+    model = None if not args.inference_only else _untrained(data, args.device)
+    cases = [] if args.inference_only else CASES
+    if cases:
+        print("| case | crop | batch | iterations/s | crops/s |\n|---|---|---|---|---|")
+    for label, method, patch, batch, dims, options in cases:
         config = TrainConfig(method=method, iterations=args.iterations, patch_size=patch, batch_size=batch, dims=dims,
                              device=args.device, method_options=options)  # fmt: skip
         rate = 0.0
@@ -64,13 +68,20 @@ def main() -> None:
             elif isinstance(event, Finished) and label == "supervised 2D" and patch == 64:
                 model = event.model
         print(f"| {label} | {crop} | {batch} | {rate:.2f} | {rate * batch:.1f} |", flush=True)
-    print("\n| inference (2D model, 64 px training crops) | tile | seconds | voxels/s |\n|---|---|---|---|")
+    print("\n| inference (2D model, 64 px crops) | tile | overlap | seconds | voxels/s |\n|---|---|---|---|---|")
     for tile in (int(t) for t in args.tiles.split(",")):
-        model.predict(vol.image[:, :, :8], tile_size=tile, device=args.device)  # warm-up
-        start = time.perf_counter()
-        model.predict(vol.image, tile_size=tile, device=args.device, probabilities=False)
-        seconds = time.perf_counter() - start
-        print(f"| 181x217x181 slice-wise | {tile} | {seconds:.1f} | {vol.image.size / seconds:.3g} |", flush=True)
+        for overlap in (float(o) for o in args.overlaps.split(",")):
+            model.predict(vol.image[:, :, :8], tile_size=tile, device=args.device)  # warm-up
+            start = time.perf_counter()
+            model.predict(vol.image, tile_size=tile, overlap=overlap, device=args.device, probabilities=False)
+            seconds = time.perf_counter() - start
+            print(f"| 181x217x181 slice-wise | {tile} | {overlap} | {seconds:.1f} | {vol.image.size / seconds:.3g} |")
+
+
+def _untrained(data: SegmentationData, device: str):
+    """A model of the default shape after one step: prediction speed does not depend on the weights."""
+    config = TrainConfig(iterations=1, patch_size=64, device=device)
+    return next(e.model for e in train(data, config) if isinstance(e, Finished))
 
 
 if __name__ == "__main__":
