@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_contrastseg._napari.qt_wait import wait_until
+
 SAMPLE = "colin27-deep"
 
 
@@ -128,19 +130,6 @@ class LagMeter:
         }
 
 
-def pump(condition, timeout: float) -> bool:
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        app.processEvents()
-        if condition():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def open_viewer():
     import napari
 
@@ -148,7 +137,7 @@ def open_viewer():
     viewer.window.resize(1400, 850)
     viewer.open_sample("napari-contrastseg", SAMPLE)
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-contrastseg", "Scribble segmentation")
-    pump(lambda: False, 0.5)
+    wait_until(lambda: False, 0.5)
     return viewer, widget
 
 
@@ -162,10 +151,10 @@ def lag_in_thread(viewer, widget, meter: LagMeter, threads: int, seconds: float,
     slot = lambda e: steps.append(e) if e.kind == "step" else None  # noqa: E731
     widget.event_applied.connect(slot)
     widget.train()
-    pump(lambda: bool(steps), 60)
+    wait_until(lambda: bool(steps), 60)
     result = meter.measure_both(seconds)
     widget.stop()
-    pump(lambda: not widget.is_running, 120)
+    wait_until(lambda: not widget.is_running, 120)
     widget.event_applied.disconnect(slot)
     widget.worker_nice = DEFAULT_NICE
     result["training_iterations_per_second"] = round(steps[-1].iterations_per_second, 1) if steps else None
@@ -187,7 +176,7 @@ def lag_with_process(meter: LagMeter, seconds: float, workdir: Path) -> dict:
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
     try:
-        pump(lambda: '"kind": "step"' in log.read_text(), 120)  # the first step
+        wait_until(lambda: '"kind": "step"' in log.read_text(), 120)  # the first step
         result = meter.measure_both(seconds)
     finally:
         proc.send_signal(signal.SIGINT)  # the CLI stops after the current step and saves the model
@@ -219,7 +208,7 @@ def time_to_preview(viewer, widget, rf_dice: float, workdir: Path) -> dict:
     widget.event_applied.connect(on_event)
     widget.train()
     pressed = widget.timings["train_pressed"]
-    pump(lambda: not widget.is_running, 600)
+    wait_until(lambda: not widget.is_running, 600)
     widget.event_applied.disconnect(on_event)
     widget.checkpoint_dir, widget.checkpoint_every = None, 0
     timings = widget.timings

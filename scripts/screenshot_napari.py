@@ -13,25 +13,13 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from napari_contrastseg._napari.qt_wait import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def pump(condition, timeout: float) -> bool:
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        app.processEvents()
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.iterations:
         settings = settings.copy(iterations=args.iterations)
     widget.apply_settings(settings)
-    pump(lambda: False, 0.5)
+    wait_until(lambda: False, 0.5)
     if not widget.train():
         print("training did not start", file=sys.stderr)
         return 1
-    if not pump(lambda: not widget.is_running, 900):
+    if not wait_until(lambda: not widget.is_running, 900):
         print("training did not finish in time", file=sys.stderr)
         return 1
 
@@ -93,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for toast in dock.parent().findChildren(QWidget):  # e.g. napari's "PyQt5 is deprecated" warning
         if type(toast).__name__ == "NapariQtNotification":
             toast.close()
-    pump(lambda: False, 1.0)
+    wait_until(lambda: False, 1.0)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(args.output), canvas_only=False, flash=False)
     print(f"wrote {args.output} (slice {index}, {widget.status_label.text()})")
