@@ -147,8 +147,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if preview is not None and config.preview_every and iteration % config.preview_every == 0:
             yield _preview(network, plan, preview, iteration, device)
         if checkpoint_dir is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
-            path = _snapshot(network, plan, config, iteration, time.perf_counter() - start, losses, device)
-            yield Checkpoint(iteration, str(path.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
+            snapshot = _snapshot(network, plan, config, iteration, time.perf_counter() - start, losses, device)
+            yield Checkpoint(iteration, str(snapshot.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
     seconds = time.perf_counter() - start
     model = _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=cancelled)
     del network, method, optimizer
