@@ -70,8 +70,8 @@ def test_warm_start_continues_from_given_weights(data_2d, fast_config):
     fast_config.iterations, fast_config.learning_rate, fast_config.weight_decay = 1, 0.0, 0.0
     events = list(train(data_2d, fast_config, initial_model=first))
     assert events[0].warm_start == "full"
-    same = events[-1].model.network.state_dict()
-    assert all(torch.equal(v, same[k]) for k, v in first.network.state_dict().items())
+    same = dict(events[-1].model.network.named_parameters())  # BatchNorm's running statistics still move
+    assert all(torch.equal(v, same[k]) for k, v in first.network.named_parameters())
 
 
 def test_warm_start_with_a_new_class_keeps_all_but_the_head(data_2d, fast_config):

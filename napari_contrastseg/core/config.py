@@ -14,7 +14,7 @@ class NetworkConfig:
 
     features: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.0
-    norm: str = "instance"
+    norm: str = "batch"
 
     @property
     def min_size(self) -> int:

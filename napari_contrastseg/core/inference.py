@@ -14,6 +14,7 @@ from .data import as_channels_first, check_image, spatial_shape_of
 from .device import autocast, release_memory, select_device
 from .errors import InputError
 from .model import ModelInfo, TrainedModel
+from .network import channels_last
 from .normalization import normalize
 
 ProgressCallback = Callable[[int, int], None]
@@ -59,7 +60,7 @@ def predict(
     if info.spatial_dims == 3 and len(spatial) != 3:
         raise InputError("This model was trained on 3D patches and needs a 3D volume.")
     dev = torch.device(device) if isinstance(device, torch.device) else select_device(device)
-    network = model.network.to(dev).eval()
+    network = model.network.to(dev, memory_format=channels_last(info.spatial_dims)).eval()
     try:
         return predict_normalized(
             network,
@@ -121,6 +122,7 @@ def _predict_stack(network, stack, tile, overlap, batch_size, dev, probabilities
                 predictor=lambda t: network(t).logits,
                 overlap=overlap,
                 mode="gaussian",
+                padding_mode="replicate",
             )
             p = torch.softmax(logits.float(), dim=1)
             entropy = -(p * torch.log(p.clamp_min(1e-8))).sum(1) / log_k

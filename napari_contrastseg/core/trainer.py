@@ -22,7 +22,7 @@ from .events import Checkpoint, Failed, Finished, Preview, Started, Step, Traini
 from .inference import predict_normalized
 from .methods import Batch, Method, create_method
 from .model import TrainedModel
-from .network import UNet
+from .network import UNet, channels_last
 from .sampling import PatchSampler
 from .setup import TrainingPlan, check_warm_start, plan_training
 
@@ -98,7 +98,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if warm != "full":
             state = {k: v for k, v in state.items() if not k.startswith("head.")}
         network.load_state_dict(state, strict=warm == "full")
-    network.to(device).train()
+    network.to(device, memory_format=channels_last(info.spatial_dims)).train()
     method = create_method(config.method, network, info.n_classes, config.method_options).to(device)
     params = [p for m in (network, method) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
