@@ -8,10 +8,14 @@ from collections.abc import Iterator
 from .core.events import Failed, Finished, Step, TrainingEvent
 
 
-def consume_events(events: Iterator[TrainingEvent], jsonl: bool, total: int) -> Finished | None:
-    """Print events (JSON lines, or a progress bar); return the Finished event, or None after a failure."""
+def consume_events(events: Iterator[TrainingEvent], jsonl: bool, total: int, show: bool = True) -> Finished | None:
+    """Print events (JSON lines, or a progress bar); return the Finished event, or None after a failure.
+
+    ``show=False`` (ranks other than 0 of a distributed run) prints failures only.
+    """
     bar = None
-    if not jsonl:
+    jsonl = jsonl and show
+    if show and not jsonl:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="training", unit="it")
@@ -19,12 +23,11 @@ def consume_events(events: Iterator[TrainingEvent], jsonl: bool, total: int) -> 
         for event in events:
             if jsonl:
                 print(event.to_json(), flush=True)
-            elif isinstance(event, Step):
+            elif isinstance(event, Step) and bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{event.losses['total']:.3f}")
             if isinstance(event, Failed):
                 if not jsonl:
-                    bar.close()
                     print(f"contrastseg: error: {event.message}", file=sys.stderr)
                 return None
             if isinstance(event, Finished):

@@ -20,11 +20,32 @@ def disks_2d(shape=(48, 56), seed=0) -> tuple[np.ndarray, np.ndarray]:
     return image.astype(np.float32), truth
 
 
+def disk_columns(depth: int = 21) -> tuple[np.ndarray, np.ndarray]:
+    """A (depth, 48, 56) volume of disk columns whose brightness drifts along axis 0, painted on slices 3 and 15."""
+    image2d, truth2d = disks_2d()
+    rng = np.random.default_rng(1)
+    image = np.stack([image2d * (1 + 0.05 * z) + rng.normal(0, 0.1, image2d.shape) for z in range(depth)])
+    painted = np.zeros((depth, *truth2d.shape), np.uint8)
+    painted[[3, 15]] = truth2d
+    return image.astype(np.float32), painted
+
+
 def strokes(truth: np.ndarray, every: int = 9) -> np.ndarray:
     """Sparse painting: every ``every``-th row of the truth, 0 elsewhere."""
     painted = np.zeros_like(truth)
     painted[::every] = truth[::every]
     return painted
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: tiny networks gain nothing from two, and lose much when the cores are busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from napari_contrastseg.core.sampling import PatchSampler
 
 
 def _sampler(image, labels, patch, slice_axis=None, seed=0):
-    return PatchSampler(image[None].astype(np.float32), labels, patch, slice_axis, np.random.default_rng(seed))
+    return PatchSampler([image[None].astype(np.float32)], [labels], patch, slice_axis, np.random.default_rng(seed))
 
 
 def test_labelled_crops_contain_paint_and_balance_classes():

@@ -142,3 +142,17 @@ def test_unknown_method_and_option_are_explained(data_2d, fast_config):
 
 def test_methods_are_strategies_on_one_loop():
     assert "supervised" in METHODS and issubclass(METHODS["supervised"], Method)
+
+
+@pytest.mark.slow
+def test_compiled_network_trains_with_the_same_losses(data_2d, fast_config):
+    fast_config.iterations = 3
+
+    def losses() -> list[float]:
+        return [e.losses["total"] for e in train(data_2d, fast_config) if isinstance(e, Step)]
+
+    eager = losses()
+    fast_config.compile = True
+    compiled = losses()
+    assert len(compiled) == 3
+    np.testing.assert_allclose(compiled, eager, rtol=2e-3)  # same function, same updates, up to float rounding

@@ -15,10 +15,13 @@ def same_layer(a, b) -> bool:
     return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
 
 
-def image_array(layer) -> tuple[np.ndarray, int | None]:
-    """The image as a NumPy array (full resolution) and its channel axis (RGB last, else None)."""
+def image_array(layer, lazy: bool = False) -> tuple[np.ndarray, int | None]:
+    """The image (full resolution) and its channel axis (RGB last, else None).
+
+    A NumPy array, read into memory if need be; with ``lazy``, lazy data (dask, zarr) are returned as they are.
+    """
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    array = np.asarray(data)
+    array = data if lazy and not isinstance(data, np.ndarray) else np.asarray(data)
     return array, (-1 if getattr(layer, "rgb", False) else None)
 
 

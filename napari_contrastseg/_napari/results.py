@@ -36,18 +36,26 @@ class ResultLayers:
                 return layer
         return None
 
-    def ensure(self, image_layer, shape, names, scribbles, pred_name=PREDICTION, unc_name=UNCERTAINTY, reset=False):
-        """The (prediction, uncertainty) layers for ``image_layer``; created if missing, zeroed if ``reset``."""
+    def ensure(
+        self, image_layer, shape, names, scribbles, pred_name=PREDICTION, unc_name=UNCERTAINTY, reset=False, data=None
+    ):
+        """The (prediction, uncertainty) layers for ``image_layer``; created if missing, zeroed if ``reset``.
+
+        ``data``: (labels, uncertainty) arrays to show instead of zeros (NumPy or zarr; used as they are, never
+        copied).
+        """
         shape = tuple(shape)
+
+        def fresh(kind: int):
+            return data[kind] if data is not None else np.zeros(shape, (np.uint8, np.float32)[kind])
+
         geometry = geometry_kwargs(image_layer, len(shape))
         meta = {**geometry.pop("metadata"), OUTPUT_KEY: True, "image": image_layer.name, "class_names": list(names)}
         pred = self.find(pred_name, Labels, scribbles)
         if pred is None:
-            pred = self.viewer.add_labels(
-                np.zeros(shape, np.uint8), name=self._free(pred_name), opacity=0.55, **geometry
-            )
-        elif reset or pred.data.shape != shape:
-            pred.data = np.zeros(shape, np.uint8)
+            pred = self.viewer.add_labels(fresh(0), name=self._free(pred_name), opacity=0.55, **geometry)
+        elif data is not None or reset or pred.data.shape != shape:
+            pred.data = fresh(0)
         pred.metadata.update(meta)
         with contextlib.suppress(Exception):  # the scribbles' colours, background see-through (decoration only)
             source = scribbles.colormap if scribbles is not None else label_colormap()
@@ -55,7 +63,7 @@ class ResultLayers:
         unc = self.find(unc_name, Image, scribbles)
         if unc is None:
             unc = self.viewer.add_image(
-                np.zeros(shape, np.float32),
+                fresh(1),
                 name=self._free(unc_name),
                 colormap="magma",
                 contrast_limits=(0.0, 1.0),
@@ -64,8 +72,8 @@ class ResultLayers:
                 visible=False,
                 **geometry,
             )
-        elif reset or unc.data.shape != shape:
-            unc.data = np.zeros(shape, np.float32)
+        elif data is not None or reset or unc.data.shape != shape:
+            unc.data = fresh(1)
         unc.metadata.update(meta)
         if scribbles is not None and scribbles in self.viewer.layers:  # keep the painting on top of the results
             for layer in (unc, pred):
@@ -91,9 +99,8 @@ class ResultLayers:
 
     def show_whole(self, event, image_layer, names, scribbles, pred_name=PREDICTION, unc_name=UNCERTAINTY) -> None:
         """Replace the result layers' data with a whole-image prediction."""
-        pred, unc = self.ensure(image_layer, event.labels.shape, names, scribbles, pred_name, unc_name)
-        pred.data = event.labels
-        unc.data = event.uncertainty
+        data = (event.labels, event.uncertainty)
+        _pred, unc = self.ensure(image_layer, event.labels.shape, names, scribbles, pred_name, unc_name, data=data)
         unc.contrast_limits = (0.0, 1.0)
 
     def _free(self, name: str) -> str:

@@ -692,6 +692,8 @@ class ContrastSegWidget(QWidget):
         self.progress.setValue(1)
         self.progress.setFormat("done")
         hint = " Press 'Next slice to paint' to see where more paint helps most." if event.labels.ndim == 3 else ""
+        if event.store:
+            hint += f" The result is stored in {event.store} until napari closes."
         self.status_label.setText(f"Done: '{run.prediction_name}' predicted in {event.seconds:.1f} s.{hint}")
 
     def _on_failed(self, run: _Run, event) -> None:
@@ -824,7 +826,7 @@ class ContrastSegWidget(QWidget):
         if layer is None:
             show_error("Choose an image layer to apply the model to.")
             return False
-        image, channel_axis = image_array(layer)
+        image, channel_axis = image_array(layer, lazy=True)  # dask / zarr data are predicted block by block
         control = RunControl()
         settings = self.read_settings()
         generator = apply_model_events(

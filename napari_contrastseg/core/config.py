@@ -52,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
+    compile: bool = False  # torch.compile the network for the training steps (needs a C++ compiler on CPUs)
     preview_every: int = 25
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
     network: NetworkConfig = field(default_factory=NetworkConfig)

@@ -36,6 +36,10 @@ class SegmentationData:
         return as_channels_first(self.image, self.channel_axis)
 
     @property
+    def n_channels(self) -> int:
+        return 1 if self.channel_axis is None else self.image.shape[self.channel_axis]
+
+    @property
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.labels.shape)
 
@@ -49,12 +53,13 @@ class SegmentationData:
     @property
     def names(self) -> list[str]:
         """Class names, generated where the user gave none."""
-        if self.class_names:
-            return list(self.class_names)
-        return ["background"] + [f"class {k}" for k in range(2, self.n_classes + 1)]
+        return list(self.class_names) if self.class_names else default_class_names(self.n_classes)
 
-    def validate(self) -> SegmentationData:
-        """Raise :class:`InputError` with a plain message if the data cannot be trained on; return self."""
+    def validate(self, require_paint: bool = True) -> SegmentationData:
+        """Raise :class:`InputError` with a plain message if the data cannot be trained on; return self.
+
+        ``require_paint=False`` accepts an unpainted image (one of several, see :func:`validate_collection`).
+        """
         check_image(self.image, self.channel_axis)
         labels = self.labels
         if labels.shape != spatial_shape_of(self.image, self.channel_axis):
@@ -63,17 +68,58 @@ class SegmentationData:
                 f"{spatial_shape_of(self.image, self.channel_axis)}; paint on a labels layer of the image's shape."
             )
         check_label_values(labels, self.class_names)
-        painted = np.unique(labels[labels > 0])
-        if painted.size == 0:
-            raise InputError("Nothing is painted yet: paint a few strokes of each class, background included.")
-        if painted.size < 2:
-            raise InputError(
-                f"Only class {int(painted[0])} is painted: paint at least two classes (background counts as one)."
-            )
+        if require_paint:
+            check_painted_classes(np.unique(labels[labels > 0]))
         if self.spacing is not None and len(self.spacing) != labels.ndim:
             raise InputError(f"spacing has {len(self.spacing)} values for a {labels.ndim}D image")
         self._checked = True
         return self
+
+    @property
+    def painted_classes(self) -> np.ndarray:
+        """Sorted class values painted at least once."""
+        return np.unique(self.labels[self.labels > 0])
+
+
+def validate_collection(items: list[SegmentationData]) -> None:
+    """Check several images trained into one model: each on its own, and together.
+
+    Unpainted images are allowed (they feed the semi-supervised terms), but the paint of all images together
+    must hold at least two classes; all images need the same number of spatial axes and channels, and the same
+    class names where names are given.
+    """
+    if not items:
+        raise InputError("No images to train on.")
+    for n, item in enumerate(items):
+        try:
+            item.validate(require_paint=False)
+        except InputError as err:
+            raise InputError(f"Image {n + 1} of {len(items)}: {err}") from None
+    check_painted_classes(np.unique(np.concatenate([item.painted_classes for item in items])))
+    first = items[0]
+    for n, item in enumerate(items[1:], start=2):
+        if item.labels.ndim != first.labels.ndim:
+            raise InputError(f"Image {n} is {item.labels.ndim}D but image 1 is {first.labels.ndim}D; mix neither.")
+        if item.n_channels != first.n_channels:
+            raise InputError(f"Image {n} has a different number of channels than image 1.")
+    names = {tuple(item.class_names) for item in items if item.class_names}
+    if len(names) > 1:
+        raise InputError(f"The images name their classes differently: {sorted(names)}; use one list of classes.")
+
+
+def check_painted_classes(painted: np.ndarray) -> None:
+    """At least two classes must be painted (``painted``: the distinct painted values)."""
+    if painted.size == 0:
+        raise InputError("Nothing is painted yet: paint a few strokes of each class, background included.")
+    if painted.size < 2:
+        raise InputError(
+            f"Only class {int(painted[0])} is painted: paint at least two classes (background counts as one)."
+        )
+
+
+def default_class_names(k: int) -> list[str]:
+    """Names for K unnamed classes: background, class 2, ..., class K."""
+    return ["background"] + [f"class {c}" for c in range(2, k + 1)]
 
 
 def spatial_shape_of(image: np.ndarray, channel_axis: int | None) -> tuple[int, ...]:

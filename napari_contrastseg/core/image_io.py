@@ -1,4 +1,7 @@
-"""Reading and writing images and label arrays: TIFF, NIfTI (geometry kept) and NumPy ``.npy``."""
+"""Reading and writing images and label arrays: TIFF, NIfTI (geometry kept), NumPy ``.npy`` and zarr.
+
+Lazily read (``lazy=True``), zarr stays on disk and big TIFFs are memory-mapped, for out-of-core prediction.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,16 @@ import numpy as np
 
 from .errors import FileFormatError
 
-SUFFIXES = (".tif", ".tiff", ".nii", ".nii.gz", ".npy")
+SUFFIXES = (".tif", ".tiff", ".nii", ".nii.gz", ".npy", ".zarr")
 
 
 @dataclass
 class ImageFile:
-    """An array read from disk with its geometry: ``affine`` (4x4 voxel -> world, NIfTI only) and ``spacing``."""
+    """An array read from disk with its geometry: ``affine`` (4x4 voxel -> world, NIfTI only) and ``spacing``.
+
+    ``array`` is a NumPy array, or when read lazily a zarr array, memory map or other array-like that reads only
+    what it is indexed with.
+    """
 
     array: np.ndarray
     affine: np.ndarray | None = None
@@ -23,7 +30,10 @@ class ImageFile:
 
 
 def image_suffix(path: str | Path) -> str:
-    """The format suffix of ``path`` (``.nii.gz`` counts as one); raises :class:`FileFormatError` if unsupported."""
+    """The format suffix of ``path`` (``.nii.gz`` counts as one, and so does an array inside a store,
+    ``x.zarr/labels``); raises :class:`FileFormatError` if unsupported."""
+    if any(part.lower().endswith(".zarr") for part in Path(path).parts):
+        return ".zarr"
     name = str(path).lower()
     for suffix in SUFFIXES:
         if name.endswith(suffix):
@@ -31,13 +41,22 @@ def image_suffix(path: str | Path) -> str:
     raise FileFormatError(f"{path}: unknown image format; supported: {', '.join(SUFFIXES)}.")
 
 
-def read_image(path: str | Path) -> ImageFile:
-    """Read an image or label file. NIfTI intensities are scaled by the header; label files stay integer."""
+def read_image(path: str | Path, lazy: bool = False) -> ImageFile:
+    """Read an image or label file. NIfTI intensities are scaled by the header; label files stay integer.
+
+    ``lazy``: zarr arrays stay on disk, ``.npy`` and TIFFs are memory-mapped (TIFFs through zarr where the data are
+    compressed or tiled), so that nothing is loaded until indexed; NIfTI is read whole either way.
+    """
     path = Path(path)
     suffix = image_suffix(path)
-    if not path.is_file():
+    if suffix != ".zarr" and not path.is_file():
         raise FileFormatError(f"No file at {path}.")
     try:
+        if suffix == ".zarr":
+            from .zarr_io import open_zarr
+
+            array, spacing = open_zarr(path)
+            return ImageFile(array if lazy else np.asarray(array), spacing=spacing)
         if suffix in (".nii", ".nii.gz"):
             import nibabel as nib
 
@@ -46,10 +65,10 @@ def read_image(path: str | Path) -> ImageFile:
             zooms = tuple(float(z) for z in img.header.get_zooms()[: min(3, array.ndim)])
             return ImageFile(array, np.asarray(img.affine, dtype=float), zooms, img.header)
         if suffix == ".npy":
-            return ImageFile(np.load(path, allow_pickle=False))
+            return ImageFile(np.load(path, allow_pickle=False, mmap_mode="r" if lazy else None))
         import tifffile
 
-        return ImageFile(tifffile.imread(path))
+        return ImageFile(_tiff_memmap(path) if lazy else tifffile.imread(path))
     except FileFormatError:
         raise
     except Exception as err:  # noqa: BLE001 - every reader failure becomes one clear message
@@ -74,11 +93,27 @@ def write_image(path: str | Path, array: np.ndarray, like: ImageFile | None = No
         nib.save(img, path)
     elif suffix == ".npy":
         np.save(path, array, allow_pickle=False)
+    elif suffix == ".zarr":
+        from .zarr_io import write_zarr
+
+        write_zarr(path, array, like.spacing if like else None, like.affine if like else None)
     else:
         import tifffile
 
         tifffile.imwrite(path, array, compression="zlib")
     return path
+
+
+def _tiff_memmap(path: Path):
+    """A read-only memory map of a TIFF's first image series, or a zarr view where it cannot be mapped."""
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except ValueError:  # compressed, tiled or otherwise not contiguous on disk
+        from .zarr_io import import_zarr
+
+        return import_zarr().open(tifffile.imread(path, aszarr=True, level=0), mode="r")
 
 
 def _spacing_affine(like: ImageFile | None) -> np.ndarray:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,18 +51,9 @@ def predict(
     """
     check_image(image, channel_axis)
     info = model.info
-    spatial = spatial_shape_of(image, channel_axis)
     volume = normalize(as_channels_first(image, channel_axis), info.normalization)
-    if volume.shape[0] != info.in_channels:
-        raise InputError(
-            f"The model expects {info.in_channels} channel(s) but the image has {volume.shape[0]}; "
-            "set the channel axis, or use a model trained on images like this one."
-        )
-    if info.spatial_dims == 3 and len(spatial) != 3:
-        raise InputError("This model was trained on 3D patches and needs a 3D volume.")
-    dev = torch.device(device) if isinstance(device, torch.device) else select_device(device)
-    network = model.network.to(dev, memory_format=channels_last(info.spatial_dims)).eval()
-    try:
+    check_model_fits(info, spatial_shape_of(image, channel_axis), volume.shape[0])
+    with on_device(model, device) as (network, dev):
         return predict_normalized(
             network,
             volume,
@@ -73,6 +65,25 @@ def predict(
             probabilities=probabilities,
             progress=progress,
         )
+
+
+def check_model_fits(info: ModelInfo, spatial: tuple[int, ...], channels: int) -> None:
+    """Raise :class:`InputError` unless an image of spatial shape ``spatial`` with ``channels`` suits the model."""
+    if channels != info.in_channels:
+        raise InputError(
+            f"The model expects {info.in_channels} channel(s) but the image has {channels}; "
+            "set the channel axis, or use a model trained on images like this one."
+        )
+    if info.spatial_dims == 3 and len(spatial) != 3:
+        raise InputError("This model was trained on 3D patches and needs a 3D volume.")
+
+
+@contextmanager
+def on_device(model: TrainedModel, device: str | torch.device) -> Iterator[tuple[torch.nn.Module, torch.device]]:
+    """The model's network on ``device`` in eval mode; back on the CPU, accelerator cache freed, afterwards."""
+    dev = torch.device(device) if isinstance(device, torch.device) else select_device(device)
+    try:
+        yield model.network.to(dev, memory_format=channels_last(model.info.spatial_dims)).eval(), dev
     finally:
         model.network.to("cpu")
         release_memory(dev)

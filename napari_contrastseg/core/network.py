@@ -45,7 +45,9 @@ class UNet(nn.Module):
         self.stem = TwoConv(spatial_dims, in_channels, feats[0], **args)
         self.down = nn.ModuleList(Down(spatial_dims, a, b, **args) for a, b in zip(feats[:-1], feats[1:], strict=True))
         self.up = nn.ModuleList(
-            UpCat(spatial_dims, b, a, a, **args, halves=True) for a, b in zip(feats[:-1], feats[1:], strict=True)
+            # is_pad off: inputs are multiples of 2**(depth-1), so the skip and upsampled maps always match
+            UpCat(spatial_dims, b, a, a, **args, halves=True, is_pad=False)
+            for a, b in zip(feats[:-1], feats[1:], strict=True)
         )
         self.head = Convolution(spatial_dims, feats[0], out_channels, kernel_size=1, conv_only=True)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .config import TrainConfig
-from .data import SegmentationData, painted_slice_axis
+from .data import SegmentationData, default_class_names, painted_slice_axis, validate_collection
 from .errors import InputError
 from .model import ModelInfo, TrainedModel
 from .normalization import normalize
@@ -17,20 +18,30 @@ DEFAULT_PATCH = {2: 64, 3: 48}  # 64 px: trains fast on a CPU and did better tha
 
 @dataclass
 class TrainingPlan:
-    """What a run trains on: normalised image ``(C, *S)``, labels ``S`` (int64), and the model's metadata."""
+    """What a run trains on: normalised images ``(C, *S_i)``, their labels ``S_i`` (int64), and the model's metadata.
 
-    image: np.ndarray
-    labels: np.ndarray
+    One image for the usual interactive case; several for a model trained on many painted (or unpainted) images.
+    """
+
+    images: list[np.ndarray]
+    labels: list[np.ndarray]
     info: ModelInfo
 
 
-def plan_training(data: SegmentationData, config: TrainConfig) -> TrainingPlan:
-    """Check the data and derive dims, slice axis and patch size; raises :class:`InputError` on bad input."""
-    data.validate()
+def plan_training(data: SegmentationData | Sequence[SegmentationData], config: TrainConfig) -> TrainingPlan:
+    """Check the data and derive dims, slice axis and patch size; raises :class:`InputError` on bad input.
+
+    ``data`` is one image or several (all 2D or all 3D, same channels); with several, unpainted ones are allowed.
+    """
+    items = [data] if isinstance(data, SegmentationData) else list(data)
+    if len(items) == 1:
+        items[0].validate()
+    else:
+        validate_collection(items)
     if config.iterations < 1 or config.batch_size < 1:
         raise InputError("iterations and batch_size must be at least 1.")
-    labels = np.asarray(data.labels, dtype=np.int64)
-    ndim = labels.ndim
+    labels = [np.asarray(item.labels, dtype=np.int64) for item in items]
+    ndim = labels[0].ndim
     dims = {"auto": "2d"}.get(config.dims, config.dims)
     if dims not in ("2d", "3d"):
         raise InputError(f"dims must be auto, 2d or 3d, not {config.dims!r}.")
@@ -38,21 +49,24 @@ def plan_training(data: SegmentationData, config: TrainConfig) -> TrainingPlan:
         raise InputError("3D patch training needs a 3D volume; this image is 2D.")
     slice_axis = None
     if ndim == 3 and dims == "2d":
-        slice_axis = painted_slice_axis(labels) if config.slice_axis is None else config.slice_axis
+        slice_axis = _slice_axis(labels) if config.slice_axis is None else config.slice_axis
         if not -3 <= slice_axis < 3:
             raise InputError(f"slice_axis {slice_axis} does not exist in a 3D volume (use 0, 1 or 2).")
         slice_axis %= 3
     spatial_dims = 2 if dims == "2d" else 3
-    plane = [s for a, s in enumerate(labels.shape) if a != slice_axis] if ndim == 3 else list(labels.shape)
     size = config.patch_size or DEFAULT_PATCH[spatial_dims]
     m = config.network.min_size
     if size < m or size % m:
         raise InputError(f"patch_size must be a multiple of {m} (the network's pooling steps), got {size}.")
-    patch = [min(size, -(-s // m) * m) for s in plane]  # no bigger than the image, padded to a multiple of m
-    image = normalize(data.channels_first, config.normalization)
+    planes = [[s for a, s in enumerate(lab.shape) if a != slice_axis] for lab in labels]  # slice_axis None: all
+    # no bigger than the largest image (smaller ones are padded), rounded up to a multiple of m
+    patch = [max(min(size, -(-s // m) * m) for s in axis_sizes) for axis_sizes in zip(*planes, strict=True)]
+    images = [normalize(item.channels_first, config.normalization) for item in items]
+    named = next((item for item in items if item.class_names), items[0])
+    first = items[0]
     info = ModelInfo(
-        class_names=data.names,
-        in_channels=image.shape[0],
+        class_names=named.names if named.class_names else default_class_names(max(item.n_classes for item in items)),
+        in_channels=images[0].shape[0],
         spatial_dims=spatial_dims,
         image_ndim=ndim,
         slice_axis=slice_axis,
@@ -61,9 +75,15 @@ def plan_training(data: SegmentationData, config: TrainConfig) -> TrainingPlan:
         normalization=config.normalization,
         method=config.method,
         method_options=dict(config.method_options),
-        spacing=list(data.spacing) if data.spacing is not None else None,
+        spacing=list(first.spacing) if first.spacing is not None else None,
     )
-    return TrainingPlan(image, labels, info)
+    return TrainingPlan(images, labels, info)
+
+
+def _slice_axis(labels: list[np.ndarray]) -> int:
+    """The painted slice axis of the painted images; the most common one when they differ (ties: first image)."""
+    axes = [painted_slice_axis(lab) for lab in labels if (lab > 0).any()]
+    return max(axes, key=axes.count)
 
 
 def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:

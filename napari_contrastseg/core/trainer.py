@@ -6,7 +6,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from . import distributed
 from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
@@ -46,7 +47,7 @@ class PreviewRequest:
 
 
 def train(
-    data: SegmentationData,
+    data: SegmentationData | Sequence[SegmentationData],
     config: TrainConfig | None = None,
     *,
     initial_model: TrainedModel | None = None,
@@ -54,12 +55,16 @@ def train(
     preview: PreviewRequest | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> Iterator[TrainingEvent]:
-    """Train on painted voxels (and, per method, unpainted ones), yielding events.
+    """Train on painted voxels (and, per method, unpainted ones) of one image or several, yielding events.
 
     Yields :class:`Started`, then :class:`Step` every iteration, :class:`Preview` every ``preview_every`` steps
     when ``preview`` is given, :class:`Checkpoint` every ``checkpoint_every`` steps when ``checkpoint_dir`` is
     given, and finally :class:`Finished` (also after a cancel, with the last weights) or :class:`Failed`.
     Problems never escape as exceptions: they arrive as a :class:`Failed` event with a plain message.
+
+    Under ``torchrun`` (a process group initialised, see :mod:`.distributed`) every rank runs this with the same
+    config: each rank trains on its own ``batch_size`` crops of one shared draw of ``world_size * batch_size``,
+    gradients, BatchNorm statistics and the methods' queues are shared, and only rank 0 writes checkpoints.
     """
     config = config or TrainConfig()
     device = None
@@ -76,7 +81,9 @@ def train(
             release_memory(device)
 
 
-def train_model(data: SegmentationData, config: TrainConfig | None = None, **options) -> TrainedModel:
+def train_model(
+    data: SegmentationData | Sequence[SegmentationData], config: TrainConfig | None = None, **options
+) -> TrainedModel:
     """Run :func:`train` to the end and return the model; a :class:`Failed` event raises :class:`TrainingError`."""
     for event in train(data, config, **options):
         if isinstance(event, Failed):
@@ -99,7 +106,9 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
             state = {k: v for k, v in state.items() if not k.startswith("head.")}
         network.load_state_dict(state, strict=warm == "full")
     network.to(device, memory_format=channels_last(info.spatial_dims)).train()
+    distributed.broadcast_state(network)
     method = create_method(config.method, network, info.n_classes, config.method_options).to(device)
+    distributed.broadcast_state(method)
     params = [p for m in (network, method) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     total = config.iterations
@@ -108,7 +117,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     )
     use_fp16 = config.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
-    sampler = PatchSampler(plan.image, plan.labels, tuple(info.patch_size), info.slice_axis, rng)
+    stepped = torch.compile(network) if config.compile else network  # shares the weights; previews use `network`
+    sampler = PatchSampler(plan.images, plan.labels, tuple(info.patch_size), info.slice_axis, rng)
     batch_size = config.batch_size
     yield Started(
         describe_device(device),
@@ -123,15 +133,20 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     )
     start, iteration, cancelled, losses = time.perf_counter(), 0, False, {}
     while iteration < total:
-        if cancel is not None and cancel.is_set():
+        if distributed.any_rank(cancel is not None and cancel.is_set(), device):
             cancelled = True
             break
         batch = _sample(sampler, batch_size, method, device)
         try:
-            losses = _step(network, method, optimizer, scaler, batch, iteration / total, config.amp, device)
+            losses = _step(stepped, method, optimizer, scaler, batch, iteration / total, config.amp, device)
         except torch.OutOfMemoryError:
             optimizer.zero_grad(set_to_none=True)
             release_memory(device)
+            if distributed.is_distributed():
+                raise TrainingError(
+                    f"Out of GPU memory on rank {distributed.rank()} with {batch_size} crops per step: restart "
+                    "with a smaller batch size (ranks cannot shrink their batches one by one)."
+                ) from None
             if batch_size == 1:
                 raise TrainingError(
                     "Out of GPU memory even with one crop per step: use a smaller patch size, a smaller network, "
@@ -146,24 +161,38 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         yield Step(iteration, total, losses, scheduler.get_last_lr()[0], iteration / elapsed, batch_size)
         if preview is not None and config.preview_every and iteration % config.preview_every == 0:
             yield _preview(network, plan, preview, iteration, device)
-        if checkpoint_dir is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
+        if (
+            checkpoint_dir is not None
+            and distributed.rank() == 0
+            and config.checkpoint_every
+            and iteration % config.checkpoint_every == 0
+        ):
             snapshot = _snapshot(network, plan, config, iteration, time.perf_counter() - start, losses, device)
             yield Checkpoint(iteration, str(snapshot.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
     seconds = time.perf_counter() - start
     model = _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=cancelled)
-    del network, method, optimizer
+    del network, stepped, method, optimizer
     release_memory(device)
     yield Finished(iteration, cancelled, seconds, model, model.info.training)
 
 
 def _sample(sampler: PatchSampler, batch_size: int, method: Method, device: torch.device) -> Batch:
-    images, labels = sampler.labelled(batch_size)
-    unlabelled = sampler.unlabelled(batch_size) if method.needs_unlabelled else None
-    return Batch(
-        torch.from_numpy(images).to(device),
-        torch.from_numpy(labels).to(device),
-        None if unlabelled is None else torch.from_numpy(unlabelled).to(device),
+    """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank)."""
+    world, mine = (
+        distributed.world_size(),
+        slice(distributed.rank() * batch_size, (distributed.rank() + 1) * batch_size),
     )
+    images, labels = (a[mine] for a in sampler.labelled(batch_size * world))
+    unlabelled = sampler.unlabelled(batch_size * world)[mine] if method.needs_unlabelled else None
+    return Batch(*(None if a is None else _to_device(a, device) for a in (images, labels, unlabelled)))
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host crops to the device; on CUDA through pinned memory, without waiting for the copy."""
+    tensor = torch.from_numpy(array)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _step(network, method, optimizer, scaler, batch, progress, amp, device) -> dict[str, float]:
@@ -172,19 +201,23 @@ def _step(network, method, optimizer, scaler, batch, progress, amp, device) -> d
         terms = method.losses(network, batch, progress)
     total = torch.stack([t.float() for t in terms.values()]).sum()
     scaler.scale(total).backward()
+    distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
     scaler.step(optimizer)
     scaler.update()
-    values = torch.stack([t.detach().float() for t in (*terms.values(), total)]).cpu().tolist()
+    distributed.average_buffers(network)
+    values = torch.stack([t.detach().float() for t in (*terms.values(), total)])
+    values = distributed.gather_rows(values[None]).mean(0).cpu().tolist()  # mean over ranks
     return dict(zip([*terms, "total"], values, strict=True))
 
 
 def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iteration: int, device) -> Preview:
     """Predict the requested slice (or the whole 2D image) with the current weights."""
-    info, image = plan.info, plan.image
+    info, image, labels = plan.info, plan.images[0], plan.labels[0]  # the first image is the one on screen
     axis = index = None
     if image.ndim == 4:
         axis = info.slice_axis if info.spatial_dims == 2 else (request.axis or 0) % 3
-        painted = np.flatnonzero((plan.labels > 0).any(axis=tuple(a for a in range(3) if a != axis)))
+        painted = np.flatnonzero((labels > 0).any(axis=tuple(a for a in range(3) if a != axis)))
+        painted = painted if painted.size else np.array([image.shape[axis + 1] // 2])  # an unpainted first image
         index = request.index if request.index is not None else int(painted[len(painted) // 2])
         index = int(np.clip(index, 0, image.shape[axis + 1] - 1))
         if info.spatial_dims == 2:
@@ -207,7 +240,7 @@ def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iterati
 
 def _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=False) -> TrainedModel:
     """A CPU copy of the current weights with the run's summary in its metadata."""
-    counts = np.bincount(plan.labels.reshape(-1), minlength=plan.info.n_classes + 1)[1:]
+    counts = sum(np.bincount(lab.reshape(-1), minlength=plan.info.n_classes + 1)[1:] for lab in plan.labels)
     info = copy.deepcopy(plan.info)
     info.training = {
         "iterations": iteration,

@@ -19,10 +19,14 @@ class Predicting(TrainingEvent):
 
 @dataclass
 class WholePrediction(TrainingEvent):
-    """Labels (1..K) and uncertainty ([0, 1]) of the whole image; ``target`` names the image layer predicted."""
+    """Labels (1..K) and uncertainty ([0, 1]) of the whole image; ``target`` names the image layer predicted.
+
+    For a lazily read image both are zarr arrays in the store ``store`` (else NumPy arrays and ``store`` is empty).
+    """
 
     labels: np.ndarray
     uncertainty: np.ndarray
     seconds: float
     target: str = ""
+    store: str = ""
     kind: str = field(init=False, default="whole_prediction")

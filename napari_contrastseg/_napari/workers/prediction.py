@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import re
+import shutil
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -12,6 +18,9 @@ from ...core.model import TrainedModel
 from .background import DEFAULT_NICE, in_own_thread
 from .control import Aborted, RunControl
 from .events import Predicting, WholePrediction
+
+#: environment variable naming the folder for out-of-core predictions' zarr stores
+ENV_DIR = "CONTRASTSEG_PREDICTION_DIR"
 
 
 def predict_whole(
@@ -24,7 +33,9 @@ def predict_whole(
 ) -> Iterator[TrainingEvent]:
     """Yield :class:`Predicting`, then :class:`WholePrediction` or :class:`Failed` (never raises).
 
-    Returns early, yielding nothing more, when ``control.abort`` or ``control.skip_prediction`` is set.
+    A NumPy image is predicted in memory; any other (dask, zarr) block by block into a zarr store on disk
+    (:func:`prediction_store`), so that it is never loaded whole. Returns early, yielding nothing more, when
+    ``control.abort`` or ``control.skip_prediction`` is set.
     """
     from ...core.data import spatial_shape_of
 
@@ -35,13 +46,37 @@ def predict_whole(
     yield Predicting(spatial_shape_of(image, channel_axis))
     start = time.perf_counter()
     try:
-        result = model.predict(image, channel_axis, device=device, probabilities=False, progress=check)
+        if isinstance(image, np.ndarray):
+            result = model.predict(image, channel_axis, device=device, probabilities=False, progress=check)
+            labels, uncertainty, store = result.labels, result.uncertainty, ""
+        else:
+            from ...core.chunked import predict_to_zarr
+
+            store = str(prediction_store(target))
+            group = predict_to_zarr(model, image, store, channel_axis=channel_axis, device=device, progress=check)
+            labels, uncertainty = group["labels"], group["uncertainty"]
     except Aborted:
         return
     except Exception as err:  # noqa: BLE001 - every failure becomes a message, never a crash
         yield Failed(prediction_failure(err), type(err).__name__)
         return
-    yield WholePrediction(result.labels, result.uncertainty, time.perf_counter() - start, target)
+    yield WholePrediction(labels, uncertainty, time.perf_counter() - start, target, store)
+
+
+def prediction_store(target: str) -> Path:
+    """A new zarr store path for a prediction of layer ``target``, deleted when Python exits: in
+    ``$CONTRASTSEG_PREDICTION_DIR``, else ``<user cache>/napari-contrastseg/predictions`` (on disk, not in RAM)."""
+    if os.environ.get(ENV_DIR):
+        folder = Path(os.environ[ENV_DIR])
+    else:
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("napari-contrastseg")) / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", target)[:60] or "image"
+    path = folder / f"{safe}-{uuid.uuid4().hex[:8]}.zarr"
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def prediction_failure(err: BaseException) -> str:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..augment import intensity_augment
+from ..distributed import gather_rows
 from ..losses import (
     EmbeddingQueue,
     ProjectionMLP,
@@ -53,7 +54,7 @@ class DistillationBranch(nn.Module):
         z_s = self.predictor(self.head(student_feat.float()))
         anchors = self.queue.anchors
         loss = contrastive_distillation_loss(z_s, z_t, anchors, tau_s, tau_t) if len(anchors) else z_s.sum() * 0.0
-        self.queue.push(z_t)
+        self.queue.push(gather_rows(z_t))  # every rank pushes all ranks' embeddings: queues stay identical
         return loss
 
 
