@@ -1,9 +1,10 @@
 """Data-parallel training, 1 vs N processes: throughput and equivalence (same global batch, same crops).
 
 Usage: python benchmarks/ddp.py [--processes 2] [--iterations 200] [--batch 4] [--norms batch,instance]
-Each configuration runs ``benchmarks/ddp_worker.py`` under ``torch.distributed.run`` (gloo on the CPU; one torch
-thread per process). The 1-process run uses ``processes x batch`` crops per step, the N-process run ``batch`` per
-rank, drawn from the same shared draw, so both see the same crops. Prints a markdown table: iterations/s, crops/s,
+Each configuration runs ``benchmarks/ddp_worker.py`` under ``torch.distributed.run`` (gloo on the CPU): the
+1-process run with N torch threads, each of the N ranks with one, so both use N cores. The 1-process run uses
+``processes x batch`` crops per step, the N-process run ``batch`` per rank, drawn from the same shared draw, so both
+see the same crops. Prints a markdown table: iterations/s, crops/s,
 mean Dice on the never-painted slices of the bundled colin27 crop, and the weights' difference between the two
 runs relative to how far the 1-process run moved them from the initial weights.
 """
@@ -41,7 +42,7 @@ def main() -> None:
                 launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world)]
                 cmd = [*launch, str(WORKER), "--out", str(out), "--iterations", str(args.iterations),
                        "--batch", str(batch), "--patch", "64", "--features", "16,32,64,128", "--norm", norm,
-                       "--method", args.method]  # fmt: skip
+                       "--method", args.method, "--threads", str(n // world)]  # fmt: skip
                 subprocess.run(cmd, check=True, capture_output=True)
                 runs[world] = (json.loads((out / "run.json").read_text()), out)
             one, many = runs[1][1], runs[n][1]

@@ -13,7 +13,7 @@ from napari_contrastseg.samples import load_sample
 from napari_contrastseg.samples.protocol import unpainted_mask
 
 # Measured on the 2-core CPU (docs/benchmarks.md); the bound leaves room for platform differences.
-MIN_MEAN_DICE = 0.35
+MIN_MEAN_DICE = 0.50
 
 
 @pytest.mark.slow
