@@ -56,3 +56,9 @@ def test_progress_is_reported(data_3d, fast_config):
     seen = []
     model.predict(data_3d.image, batch_size=2, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(2, 6), (4, 6), (6, 6)]
+
+
+def test_tile_size_must_fit_the_pooling_steps(model_2d, data_2d):
+    with pytest.raises(InputError, match="tile_size must be a multiple of 4"):
+        model_2d.predict(data_2d.image, tile_size=30)
+    assert model_2d.predict(data_2d.image, tile_size=24).labels.shape == data_2d.image.shape

@@ -102,8 +102,11 @@ def predict_normalized(
     progress: ProgressCallback | None = None,
 ) -> Prediction:
     """Predict a normalised ``(C, *S)`` array with ``network`` already on ``device`` and in eval mode."""
-    network = fold_batch_norm(network)
     tile = tile_size or max(info.patch_size)
+    m = info.network.min_size
+    if tile < m or tile % m:
+        raise InputError(f"tile_size must be a multiple of {m} (the network's pooling steps), got {tile}.")
+    network = fold_batch_norm(network)
     if info.spatial_dims == 2 and volume.ndim == 4:
         axis = info.slice_axis if info.slice_axis is not None else 0
         stack = np.moveaxis(volume, axis + 1, 0)  # (Z, C, H, W)
