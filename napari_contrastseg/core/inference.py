@@ -141,7 +141,7 @@ def _predict_stack(network, stack, tile, overlap, batch_size, dev, probabilities
             )
             p = torch.softmax(logits.float(), dim=1)
             entropy = -(p * torch.log(p.clamp_min(1e-8))).sum(1) / log_k
-            best = p.max(1).indices  # not argmax: 4x faster over dim 1 on CPUs, ties also go to the first class
+            best = p.max(1).indices  # not argmax: much faster over dim 1 on CPUs; ties also go to the first class
             labels[start : start + chunk] = (best + 1).to(torch.uint8).cpu().numpy()
             uncertainty[start : start + chunk] = entropy.cpu().numpy()
             if probs is not None:
