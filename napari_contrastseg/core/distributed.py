@@ -65,37 +65,33 @@ def broadcast_state(module: nn.Module) -> None:
 
 
 def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
-    """Replace each gradient by its mean over ranks, in one flat all-reduce (missing gradients count as 0)."""
+    """Replace each gradient by its mean over ranks (missing gradients count as 0)."""
     if not is_distributed():
         return
     params = [p for p in parameters if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
     for p in params:
-        mean = flat[offset : offset + p.numel()].view(p.shape)
         if p.grad is None:
-            p.grad = mean.clone()
-        else:
-            p.grad.copy_(mean)
-        offset += p.numel()
+            p.grad = torch.zeros_like(p)
+    _mean_over_ranks([p.grad for p in params])
 
 
 def average_buffers(module: nn.Module) -> None:
     """Mean over ranks of floating-point buffers (BatchNorm running statistics)."""
-    if not is_distributed():
+    if is_distributed():
+        _mean_over_ranks([b for b in module.buffers() if b.is_floating_point()])
+
+
+def _mean_over_ranks(tensors: list[torch.Tensor]) -> None:
+    """Overwrite each tensor with its mean over ranks, in one flat all-reduce."""
+    if not tensors:
         return
-    buffers = [b for b in module.buffers() if b.is_floating_point()]
-    if buffers:
-        flat = torch.cat([b.reshape(-1) for b in buffers])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        offset = 0
-        for b in buffers:
-            b.copy_(flat[offset : offset + b.numel()].view_as(b))
-            offset += b.numel()
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view(t.shape))
+        offset += t.numel()
 
 
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
