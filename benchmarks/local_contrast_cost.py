@@ -1,9 +1,10 @@
 """Time and peak memory of the SemiContrast local loss: dense N x N vs stride vs block vs streamed exact.
 
-Each configuration runs forward + backward in its own subprocess, so the peak resident memory it reports
+On a CPU each configuration runs forward + backward in its own subprocess, so the peak resident memory it reports
 (``ru_maxrss`` minus the resident size after the inputs were built) belongs to that configuration alone; on
-CUDA it is ``torch.cuda.max_memory_allocated`` over the inputs. Every pixel is painted (worst case, as with the
-fully labelled slices of the reference), labels uniform over 3 classes (1 = background), D = 128.
+CUDA all run in this process and it is ``torch.cuda.max_memory_allocated`` over the inputs. Every pixel is
+painted (worst case, as with the fully labelled slices of the reference), labels uniform over 3 classes
+(1 = background), D = 128.
 Configurations that would exceed the memory or time cap are skipped with an estimate scaled from the largest
 run of the same mode (memory and time grow with the number of pairs).
 
@@ -97,10 +98,21 @@ def run_one(mode: str, size: int, batch: int) -> dict[str, float]:
     return {"seconds": min(times), "peak_mb": peak / 2**20}
 
 
-def measure(mode: str, size: int, batch: int) -> dict[str, float]:
+def measure(mode: str, size: int, batch: int) -> dict:
+    """One configuration (on a CPU in a subprocess, for its own peak RSS); a run out of memory is reported."""
+    if torch.cuda.is_available():  # the allocator's peak counter is per configuration already
+        try:
+            return run_one(mode, size, batch)
+        except torch.OutOfMemoryError:
+            return {"skipped": "failed: out of GPU memory"}
+        finally:
+            torch.cuda.empty_cache()
     out = subprocess.run(
-        [sys.executable, __file__, "--one", mode, str(size), str(batch)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--one", mode, str(size), str(batch)], capture_output=True, text=True
     )
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": f"failed: {last[:80]}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -122,7 +134,8 @@ def sweep(configs: list[tuple[int, int]], max_gb: float, max_seconds: float) -> 
                 row["skipped"] = f"skipped (est. {est_s:.0f} s)"
             else:
                 row.update(measure(mode, size, batch))
-                last[mode] = (row, p)
+                if "skipped" not in row:
+                    last[mode] = (row, p)
             print(row, flush=True)
             rows.append(row)
     return rows
@@ -169,6 +182,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="sizes up to 128 px and a 90 s cap per run")
     parser.add_argument("--max-gb", type=float, default=8.0, help="skip runs estimated above this memory")
     parser.add_argument("--max-seconds", type=float, default=150.0, help="skip runs estimated above this time")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="where the PNG goes")
     parser.add_argument("--one", nargs=3, metavar=("MODE", "SIZE", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -177,10 +191,12 @@ def main() -> None:
     sizes = (32, 64, 128) if args.quick else (32, 64, 128, 256, 512)
     configs = [(s, 4) for s in sizes]
     configs.insert(2, (64, 8))  # N = 65,536
+    if torch.cuda.is_available() and not args.quick:
+        configs.insert(4, (128, 8))  # N = 262,144
     rows = sweep(configs, args.max_gb, 90.0 if args.quick else args.max_seconds)
     print(table(rows))
-    plot(rows, PLOT)
-    print(f"plot written to {PLOT}")
+    plot(rows, args.plot)
+    print(f"plot written to {args.plot}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _plot(groups, folder: Path) -> None:
             curves = np.array([r["curve"] for r in rs])  # (seeds, points, [seconds, iteration, dice])
             ax.errorbar(curves[:, :, 0].mean(0), curves[:, :, 2].mean(0), yerr=curves[:, :, 2].std(0),
                         marker="o", capsize=3, label=method)  # fmt: skip
-        ax.set(xlabel="training time (s, CPU)", ylabel="mean Dice, never-painted slices", title=f"{dataset}, {paint}")
+        ax.set(xlabel="training time (s)", ylabel="mean Dice, never-painted slices", title=f"{dataset}, {paint}")
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = folder / f"dice-vs-time-{dataset}-{paint}.png".replace(":", "-")

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 from .core.events import Failed, Finished, Step, TrainingEvent
 
+#: The bar shows the loss every this many steps (reading it waits for the GPU; the bar itself moves every step).
+LOSS_SHOWN_EVERY = 10
+
 
 def consume_events(events: Iterator[TrainingEvent], jsonl: bool, total: int, show: bool = True) -> Finished | None:
     """Print events (JSON lines, or a progress bar); return the Finished event, or None after a failure.
@@ -25,7 +28,8 @@ def consume_events(events: Iterator[TrainingEvent], jsonl: bool, total: int, sho
                 print(event.to_json(), flush=True)
             elif isinstance(event, Step) and bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{event.losses['total']:.3f}")
+                if event.iteration % LOSS_SHOWN_EVERY == 0 or event.iteration == event.iterations:
+                    bar.set_postfix(loss=f"{event.losses['total']:.3f}", refresh=False)
             if isinstance(event, Failed):
                 if not jsonl:
                     print(f"contrastseg: error: {event.message}", file=sys.stderr)

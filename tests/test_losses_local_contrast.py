@@ -47,11 +47,13 @@ def assert_same(got, want, atol=1e-6):
 
 
 @pytest.mark.parametrize("spatial", [(6, 5), (3, 4, 3)])
-@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
-def test_exact_matches_dense(spatial, chunk):
+@pytest.mark.parametrize("chunk,n_classes", [(1, None), (7, 3), (64, None), (10_000, 5)])  # K = 3, or a bound
+def test_exact_matches_dense(spatial, chunk, n_classes):
     emb_a, emb_b, labels = make_inputs(spatial)
     want = value_and_grads(dense_reference, emb_a, emb_b, labels)
-    got = value_and_grads(lambda a, b, y: local_contrastive_loss(a, b, y, chunk_size=chunk), emb_a, emb_b, labels)
+    got = value_and_grads(
+        lambda a, b, y: local_contrastive_loss(a, b, y, chunk_size=chunk, n_classes=n_classes), emb_a, emb_b, labels
+    )
     assert want[0] > 0
     assert_same(got, want)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_contrastseg.core.data import SegmentationData
-from napari_contrastseg.core.events import Checkpoint, Failed, Finished, Preview, Started, Step
+from napari_contrastseg.core.events import Checkpoint, Failed, Finished, LossValues, Preview, Started, Step
 from napari_contrastseg.core.methods import METHODS, Method, register
 from napari_contrastseg.core.methods.supervised import Supervised
 from napari_contrastseg.core.trainer import PreviewRequest, train, train_model
@@ -24,6 +24,8 @@ def test_event_stream_of_a_full_run(data_2d, fast_config, tmp_path):
     assert isinstance(started, Started) and started.device.startswith("cpu") and started.n_parameters > 0
     steps = [e for e in events if isinstance(e, Step)]
     assert [s.iteration for s in steps] == list(range(1, 7))
+    unread = [s.iteration for s in steps if not s.losses.read]
+    assert unread == [1, 2, 4, 5]  # the trainer copies loss values to the host only for checkpoints (3, 6)
     assert set(steps[0].losses) == {"supervised", "total"} and all(np.isfinite(s.losses["total"]) for s in steps)
     previews = [e for e in events if isinstance(e, Preview)]
     assert [p.iteration for p in previews] == [2, 4, 6]
@@ -35,6 +37,15 @@ def test_event_stream_of_a_full_run(data_2d, fast_config, tmp_path):
     assert finished.summary["painted_voxels_per_class"]["background"] > 0
     for event in events:  # every event serialises for --events jsonl
         assert event.kind in event.to_json()
+
+
+def test_loss_values_read_once_and_average_on_the_device():
+    a, b = LossValues(["x", "total"], torch.tensor([1.0, 3.0])), LossValues(["x", "total"], torch.tensor([2.0, 5.0]))
+    mean = LossValues.mean([a, b])
+    assert isinstance(mean, LossValues) and not mean.read and "x" in mean and not mean.read
+    assert dict(mean) == {"x": 1.5, "total": 4.0} and mean.read and not a.read
+    assert dict(LossValues.mean([{"x": 1.0}, a])) == {"x": 1.0, "total": 3.0}  # plain dicts mix in
+    assert '"total": 3.0' in Step(1, 1, a, 0.1, 1.0, 1).to_json()
 
 
 def test_training_does_not_modify_the_users_arrays(data_2d, fast_config):

@@ -28,15 +28,22 @@ def intensity_augment(x: torch.Tensor, generator: torch.Generator, strength: flo
         return on, value
 
     on, shift = draw(-0.1 * strength, 0.1 * strength)
-    out = x + (on * shift).to(x)
+    out = x + _like(on * shift, x)
     on, scale = draw(1 - 0.25 * strength, 1 + 0.25 * strength)
     mean = out.mean(dim=tuple(range(1, x.ndim)), keepdim=True)
-    out = torch.where(on.to(x.device), (out - mean) * scale.to(x) + mean, out)
+    out = torch.where(_like(on, x), (out - mean) * _like(scale, x) + mean, out)
     on, gamma = draw(1 - 0.3 * strength, 1 + 0.3 * strength)
     lo = out.amin(dim=tuple(range(1, x.ndim)), keepdim=True)
     hi = out.amax(dim=tuple(range(1, x.ndim)), keepdim=True)
     unit = (out - lo) / (hi - lo).clamp_min(1e-6)
-    out = torch.where(on.to(x.device), unit.pow(gamma.to(x)) * (hi - lo) + lo, out)
+    out = torch.where(_like(on, x), unit.pow(_like(gamma, x)) * (hi - lo) + lo, out)
     on, sigma = draw(0.0, 0.05 * strength)
-    noise = torch.randn(x.shape, generator=generator).to(x)
-    return out + noise * (on * sigma).to(x)
+    noise = _like(torch.randn(x.shape, generator=generator), x)
+    return out + noise * _like(on * sigma, x)
+
+
+def _like(draw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A CPU draw on ``x``'s device (floats in ``x``'s dtype); to CUDA through pinned memory, so nothing waits."""
+    if x.device.type == "cuda":
+        draw = draw.pin_memory().to(x.device, non_blocking=True)
+    return draw.to(x.device, x.dtype if draw.is_floating_point() else draw.dtype)

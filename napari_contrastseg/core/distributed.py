@@ -72,18 +72,17 @@ def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    _mean_over_ranks([p.grad for p in params])
+    mean_over_ranks([p.grad for p in params])
 
 
 def average_buffers(module: nn.Module) -> None:
     """Mean over ranks of floating-point buffers (BatchNorm running statistics)."""
-    if is_distributed():
-        _mean_over_ranks([b for b in module.buffers() if b.is_floating_point()])
+    mean_over_ranks([b for b in module.buffers() if b.is_floating_point()])
 
 
-def _mean_over_ranks(tensors: list[torch.Tensor]) -> None:
-    """Overwrite each tensor with its mean over ranks, in one flat all-reduce."""
-    if not tensors:
+def mean_over_ranks(tensors: list[torch.Tensor]) -> None:
+    """Overwrite each tensor with its mean over ranks, in one flat all-reduce (nothing to do on one process)."""
+    if not tensors or not is_distributed():
         return
     flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)

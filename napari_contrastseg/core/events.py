@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 if TYPE_CHECKING:
     from .model import TrainedModel
@@ -27,6 +29,8 @@ class TrainingEvent:
                 continue  # a TrainedModel: in-process front ends take it from the event; the CLI saves it
             if isinstance(value, np.ndarray):
                 value = {"shape": list(value.shape), "dtype": str(value.dtype)}
+            elif isinstance(value, Mapping):
+                value = dict(value)
             out[f.name] = value
         return json.dumps(out, default=str)
 
@@ -47,13 +51,61 @@ class Started(TrainingEvent):
     kind: str = field(init=False, default="started")
 
 
+class LossValues(Mapping[str, float]):
+    """One step's loss terms by name, left on the training device until first read.
+
+    The trainer never reads them, so a step needs no device-to-host copy; reading waits for that step's work.
+    ``values``: ``(len(names),)`` float tensor.
+    """
+
+    def __init__(self, names: Sequence[str], values: torch.Tensor) -> None:
+        self._names = tuple(names)
+        self._values: torch.Tensor | None = values.detach()
+        self._floats: dict[str, float] | None = None
+
+    @classmethod
+    def mean(cls, steps: Sequence[Mapping[str, float]]) -> Mapping[str, float]:
+        """Term-wise mean of several steps' values, read from the device in one copy when they share names."""
+        tensors = [s._values for s in steps if isinstance(s, LossValues) and s._values is not None]
+        if len(tensors) == len(steps) and len({s._names for s in steps}) == 1:
+            return cls(steps[0]._names, torch.stack(tensors).mean(0))
+        names = steps[-1].keys()
+        return {k: float(np.mean([s[k] for s in steps if k in s])) for k in names}
+
+    @property
+    def read(self) -> bool:
+        """Whether the values have been copied to the host."""
+        return self._floats is not None
+
+    def _host(self) -> dict[str, float]:
+        if self._floats is None:
+            self._floats = dict(zip(self._names, self._values.cpu().tolist(), strict=True))
+            self._values = None
+        return self._floats
+
+    def __getitem__(self, name: str) -> float:
+        return self._host()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"LossValues({self._host()})"
+
+
 @dataclass
 class Step(TrainingEvent):
-    """One optimisation step. ``losses`` holds every loss term and ``total``."""
+    """One optimisation step. ``losses`` holds every loss term and ``total``, read lazily (:class:`LossValues`)."""
 
     iteration: int  # 1-based
     iterations: int
-    losses: dict[str, float]
+    losses: Mapping[str, float]
     learning_rate: float
     iterations_per_second: float
     batch_size: int

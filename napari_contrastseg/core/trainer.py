@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, TrainingError
-from .events import Checkpoint, Failed, Finished, Preview, Started, Step, TrainingEvent
+from .events import Checkpoint, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .inference import predict_normalized
 from .methods import Batch, Method, create_method
 from .model import TrainedModel
@@ -195,7 +195,8 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-def _step(network, method, optimizer, scaler, batch, progress, amp, device) -> dict[str, float]:
+def _step(network, method, optimizer, scaler, batch, progress, amp, device) -> LossValues:
+    """One optimisation step, queued on the device without waiting for it (no device-to-host copy)."""
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp):
         terms = method.losses(network, batch, progress)
@@ -206,8 +207,8 @@ def _step(network, method, optimizer, scaler, batch, progress, amp, device) -> d
     scaler.update()
     distributed.average_buffers(network)
     values = torch.stack([t.detach().float() for t in (*terms.values(), total)])
-    values = distributed.gather_rows(values[None]).mean(0).cpu().tolist()  # mean over ranks
-    return dict(zip([*terms, "total"], values, strict=True))
+    distributed.mean_over_ranks([values])
+    return LossValues([*terms, "total"], values)
 
 
 def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iteration: int, device) -> Preview:
@@ -247,7 +248,7 @@ def _snapshot(network, plan, config, iteration, seconds, losses, device, cancell
         "cancelled": cancelled,
         "seconds": round(seconds, 2),
         "device": describe_device(device),
-        "final_losses": losses,
+        "final_losses": dict(losses),
         "painted_voxels_per_class": {n: int(c) for n, c in zip(info.class_names, counts, strict=True)},
         "config": json.loads(json.dumps(config.to_dict())),  # JSON-plain, as stored
     }

@@ -1,14 +1,15 @@
 """The training worker: runs the engine's ``train`` generator in a thread and forwards its events.
 
 It keeps the GUI fed without flooding it: step events are merged to at most ``STEP_EVENTS_PER_SECOND`` (losses
-averaged), the live preview is spaced to about ``preview_seconds`` by adapting ``preview_every`` to the measured
-speed, and after training the whole image is predicted (unless the widget is closing).
+averaged on the device and read once per merged event), the live preview is spaced to about ``preview_seconds``
+by adapting ``preview_every`` to the measured speed, and after training the whole image is predicted (unless the
+widget is closing).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ...core.config import TrainConfig
 from ...core.data import SegmentationData
-from ...core.events import Failed, Finished, Preview, Started, Step, TrainingEvent
+from ...core.events import Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from ...core.model import TrainedModel
 from ...core.trainer import PreviewRequest, train
 from .background import DEFAULT_NICE, in_own_thread
@@ -74,7 +75,7 @@ def _work(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEve
 def _train(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEvent]:
     """Forward the trainer's events; return the :class:`Finished` event (None after a failure)."""
     config = request.config
-    pending: list[dict[str, float]] = []
+    pending: list[Mapping[str, float]] = []
     last_step = 0.0
     speed = 0.0
     adapted = False
@@ -95,7 +96,7 @@ def _train(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEv
             if now - last_step < 1.0 / STEP_EVENTS_PER_SECOND and event.iteration < event.iterations:
                 continue
             last_step = now
-            event = replace(event, losses=_mean(pending))
+            event = replace(event, losses=dict(LossValues.mean(pending)))  # read here, not in the GUI thread
             pending = []
         elif isinstance(event, Preview) and not adapted and request.preview_seconds > 0:
             adapted = True  # from now on preview about every ``preview_seconds`` (the trainer reads it each step)
@@ -112,11 +113,6 @@ def _train(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEv
             request.preview.index = _default_preview_index(request.data.labels, event.slice_axis)
         yield event
     return None
-
-
-def _mean(losses: list[dict[str, float]]) -> dict[str, float]:
-    keys = losses[-1].keys()
-    return {k: float(np.mean([d[k] for d in losses if k in d])) for k in keys}
 
 
 def _default_preview_index(labels: np.ndarray, slice_axis: int | None) -> int | None:

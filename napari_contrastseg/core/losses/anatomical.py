@@ -54,7 +54,8 @@ def sample_negative_classes(
         ``(n,)`` long row indices, never ``query_class``.
     """
     logits = F.cosine_similarity(prototypes[query_class, None], prototypes, dim=1) / tau
-    logits[query_class] = float("-inf")
+    own = torch.arange(len(prototypes), device=logits.device) == query_class
+    logits = logits.masked_fill(own, float("-inf"))
     return torch.multinomial(logits.softmax(0), n, replacement=True, generator=generator)
 
 
@@ -99,24 +100,31 @@ def anatomical_contrast_loss(
         Scalar loss.
     """
     valid = (painted | (confidence >= valid_threshold)) & (labels_or_pseudo > 0)
-    x = rep.movedim(1, -1)[valid]
-    classes, y = labels_or_pseudo[valid].unique(return_inverse=True)  # y: row index into classes
+    where = valid.nonzero(as_tuple=True)  # with `unique` below, the only reads from the device
+    x = rep.movedim(1, -1)[where]
+    classes, y = labels_or_pseudo[where].unique(return_inverse=True)  # y: row index into classes
     if classes.numel() < 2:
         return rep.sum() * 0.0
-    hard = class_prob[valid] < strong_threshold
-    counts = torch.bincount(y, minlength=classes.numel())
+    hard = class_prob[where] < strong_threshold
+
+    def per_class(weights: torch.Tensor) -> torch.Tensor:  # bincount without reading max(y) from the device
+        return torch.zeros(classes.numel(), dtype=torch.long, device=y.device).scatter_add_(0, y, weights.long())
+
+    counts = per_class(torch.ones_like(y))
     with torch.no_grad():
         keys = x.detach()
         prototypes = (F.one_hot(y, classes.numel()).T.to(keys.dtype) @ keys) / counts[:, None]  # (C, D)
         by_class = F.normalize(keys, dim=1)[y.argsort(stable=True)]
         starts = counts.cumsum(0) - counts
+        # hard pixels grouped by class, so a class's queries are drawn without reading its count on the host
+        hard_order = torch.where(hard, y, classes.numel()).argsort(stable=True)
+        hard_counts = per_class(hard)
+        hard_starts = hard_counts.cumsum(0) - hard_counts
     total = rep.sum() * 0.0
     for c in range(classes.numel()):
-        candidates = ((y == c) & hard).nonzero()[:, 0]
-        if candidates.numel() == 0:
-            continue
-        pick = torch.randint(candidates.numel(), (n_queries,), generator=generator, device=rep.device)
-        queries = x[candidates[pick]]  # (Q, D)
+        uniform = torch.rand(n_queries, generator=generator, device=rep.device)
+        pick = (uniform * hard_counts[c]).long().minimum(hard_counts[c] - 1).clamp_min(0)
+        queries = x[hard_order[hard_starts[c] + pick].clamp_max(len(y) - 1)]  # (Q, D); garbage if c has no hard
         with torch.no_grad():
             neg = sample_negative_classes(prototypes, c, n_queries * n_negatives, temperature, generator)
             uniform = torch.rand(neg.shape, generator=generator, device=rep.device)
@@ -125,5 +133,6 @@ def anatomical_contrast_loss(
             positive = F.normalize(prototypes[c], dim=0).expand(n_queries, 1, -1)
             keys_c = torch.cat([positive, negatives], dim=1)  # (Q, 1 + n_negatives, D)
         logits = torch.bmm(keys_c, F.normalize(queries, dim=1)[:, :, None])[:, :, 0] / temperature
-        total = total + F.cross_entropy(logits, torch.zeros(n_queries, dtype=torch.long, device=rep.device))
+        loss_c = F.cross_entropy(logits, torch.zeros(n_queries, dtype=torch.long, device=rep.device))
+        total = total + torch.where(hard_counts[c] > 0, loss_c, 0.0)  # a class without hard queries adds 0
     return total / classes.numel()

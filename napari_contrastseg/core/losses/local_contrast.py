@@ -15,10 +15,13 @@ MODES = ("exact", "stride", "block")
 def _painted_pixels(
     emb_a: torch.Tensor, emb_b: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings ``(N, D)`` and labels ``(N,)`` of the painted pixels of both views (N = 2 x painted)."""
-    painted = labels > 0
-    x = torch.cat([emb_a.movedim(1, -1)[painted], emb_b.movedim(1, -1)[painted]])
-    return x, labels[painted].repeat(2)
+    """Embeddings ``(N, D)`` and labels ``(N,)`` of the painted pixels of both views (N = 2 x painted).
+
+    Selected by integer indices, so the number of painted pixels is read from the device once per call (boolean
+    masks would read it once per mask, and again in backward).
+    """
+    where = (labels > 0).nonzero(as_tuple=True)
+    return torch.cat([emb_a.movedim(1, -1)[where], emb_b.movedim(1, -1)[where]]), labels[where].repeat(2)
 
 
 def _block_ids(spatial: torch.Size, block: int, device: torch.device) -> torch.Tensor:
@@ -30,14 +33,17 @@ def _block_ids(spatial: torch.Size, block: int, device: torch.device) -> torch.T
 
 
 def _supcon(
-    x: torch.Tensor, y: torch.Tensor, temperature: float, background: int, chunk_size: int
+    x: torch.Tensor, y: torch.Tensor, temperature: float, background: int, chunk_size: int, n_values: int | None
 ) -> torch.Tensor | None:
     """Mean SupCon loss over anchors (non-background with a positive) of the set ``x (N, D)``, ``y (N,)``.
 
     The positive term uses per-class sums (O(N D)); only the log-sum-exp needs all pairs and is streamed.
-    Returns None when there is no anchor.
+    ``n_values`` bounds the label values (read from ``y`` when None). Returns None when there is no anchor.
     """
-    counts = torch.bincount(y)
+    if n_values is None:
+        counts = torch.bincount(y)
+    else:  # a fixed size: no host read of max(y)
+        counts = torch.zeros(n_values, dtype=torch.long, device=y.device).scatter_add_(0, y, torch.ones_like(y))
     index = ((y != background) & (counts[y] > 1)).nonzero()[:, 0]
     if index.numel() == 0:
         return None
@@ -58,6 +64,7 @@ def local_contrastive_loss(
     temperature: float = 0.1,
     background: int = 1,
     chunk_size: int = 4096,
+    n_classes: int | None = None,
 ) -> torch.Tensor:
     """Supervised pixel contrastive loss between two pixel-aligned views.
 
@@ -78,6 +85,7 @@ def local_contrastive_loss(
         temperature: tau.
         background: label whose pixels are never anchors.
         chunk_size: tile side of the streamed log-sum-exp.
+        n_classes: K, when known: saves a read of the largest label from the device.
 
     Returns:
         Scalar loss.
@@ -88,6 +96,7 @@ def local_contrastive_loss(
         axes = (..., *(slice(None, None, stride),) * (labels.ndim - 1))
         emb_a, emb_b, labels = emb_a[axes], emb_b[axes], labels[axes]
     x, y = _painted_pixels(emb_a, emb_b, labels)
+    n_values = None if n_classes is None else n_classes + 1
     groups: Iterable[tuple[torch.Tensor, torch.Tensor]] = [(x, y)]
     if mode == "block":  # one split of block-sorted pixels, so backward stays O(N D) however many blocks
         ids = _block_ids(labels.shape[1:], block, labels.device).expand_as(labels)[labels > 0].repeat(2)
@@ -95,5 +104,9 @@ def local_contrastive_loss(
         sizes = torch.unique_consecutive(ids, return_counts=True)[1].tolist()
         x, y = x[order], y[order]
         groups = zip(x.split(sizes), y.split(sizes), strict=True)
-    losses = [loss for xs, ys in groups if (loss := _supcon(xs, ys, temperature, background, chunk_size)) is not None]
+    losses = [
+        loss
+        for xs, ys in groups
+        if (loss := _supcon(xs, ys, temperature, background, chunk_size, n_values)) is not None
+    ]
     return torch.stack(losses).mean() if losses else (emb_a.sum() + emb_b.sum()) * 0.0

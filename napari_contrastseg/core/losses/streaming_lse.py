@@ -23,9 +23,10 @@ def _tiles(
         for c0 in range(0, keys.shape[0], chunk):
             cols = slice(c0, c0 + chunk)
             s = (q @ keys[cols].T).mul_(scale)
-            local = own - c0
-            hit = (local >= 0) & (local < s.shape[1])
-            s[hit.nonzero()[:, 0], local[hit]] = float("-inf")
+            local = (own - c0)[:, None]
+            hit = (local >= 0) & (local < s.shape[1])  # the query's own key lies in this tile
+            at = local.clamp(0, s.shape[1] - 1)
+            s.scatter_(1, at, torch.where(hit, float("-inf"), s.gather(1, at)))  # no host read of `hit`
             yield rows, own, cols, q, s
 
 

@@ -133,8 +133,7 @@ class Action(Method):
         with torch.no_grad():
             t_unl = torch.softmax(teacher(intensity_augment(unlabelled, g)).logits.float(), 1)
             t_lab = torch.softmax(teacher(images).logits.float(), 1)
-            shuffled = torch.roll(torch.arange(len(unlabelled)), 1)
-            mixed, t_mixed = cutmix(unlabelled, unlabelled[shuffled], (t_unl, t_unl[shuffled]), generator=g)
+            mixed, t_mixed = cutmix(unlabelled, unlabelled.roll(1, 0), (t_unl, t_unl.roll(1, 0)), generator=g)
         strong = intensity_augment(mixed, g, o["strong_augmentation"])
         out = network(torch.cat([images, strong]))
         logits_lab, logits_unl = out.logits[: len(images)], out.logits[len(images) :]

@@ -82,7 +82,7 @@ class SemiContrast(Method):
             emb = [self.pixel_head(network(intensity_augment(images, self.generator)).decoder[-1]) for _ in range(2)]
             terms["local_contrast"] = local_contrastive_loss(
                 emb[0].float(), emb[1].float(), labels, mode=o["local_mode"], stride=o["stride"], block=o["block"],
-                temperature=o["local_temperature"], chunk_size=o["chunk_size"],
+                temperature=o["local_temperature"], chunk_size=o["chunk_size"], n_classes=self.n_classes,
             )  # fmt: skip
         if stage == 2 or o["joint_supervision"]:
             terms["supervised"] = painted_ce_dice_loss(network(batch.images).logits, batch.labels)
