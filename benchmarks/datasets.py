@@ -18,7 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-DATASET_NAMES: tuple[str, ...] = ("colin27-deep", "icbm-tissue")
+DATASET_NAMES: tuple[str, ...] = ("colin27-deep", "icbm-tissue", "colin27-dev")
 
 MRICRON_PACKAGE = "mricron-data"
 MRICRON_DIR = "usr/share/mricron/templates"
@@ -42,6 +42,22 @@ AAL_CLASSES: dict[int, str] = {
     76: "pallidum_R",
     77: "thalamus_L",
     78: "thalamus_R",
+}
+#: A development task on the same image with 12 other AAL regions: method changes are tried here, so that the
+#: scored labels (AAL_CLASSES) are never used to choose anything.
+AAL_DEV_CLASSES: dict[int, str] = {
+    29: "insula_L",
+    30: "insula_R",
+    31: "cingulum_ant_L",
+    32: "cingulum_ant_R",
+    33: "cingulum_mid_L",
+    34: "cingulum_mid_R",
+    35: "cingulum_post_L",
+    36: "cingulum_post_R",
+    39: "parahippocampal_L",
+    40: "parahippocampal_R",
+    43: "calcarine_L",
+    44: "calcarine_R",
 }
 TISSUE_CLASSES: tuple[str, ...] = ("csf_other", "grey_matter", "white_matter")
 
@@ -126,23 +142,23 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asanyarray(img.dataobj), img.affine
 
 
-def load_colin27_deep() -> Volume:
-    """Colin27 T1 (ch2) with 12 AAL deep grey-matter nuclei."""
+def load_colin27(name: str = "colin27-deep", classes: dict[int, str] = AAL_CLASSES) -> Volume:
+    """Colin27 T1 (ch2) with the given AAL regions as classes (default: the 12 deep grey-matter nuclei)."""
     root, version = fetch_mricron()
     image, affine = _read(root / MRICRON_DIR / "ch2.nii.gz")
     aal, aal_affine = _read(root / MRICRON_DIR / "aal.nii.gz")
     if image.shape != aal.shape or not np.allclose(affine, aal_affine):
         raise RuntimeError("ch2 and aal grids differ")
     lut = np.ones(256, dtype=np.uint8)
-    for k, label in enumerate(AAL_CLASSES):
+    for k, label in enumerate(classes):
         lut[label] = k + 2
     return Volume(
-        name="colin27-deep",
+        name=name,
         image=image.astype(np.float32),
         ground_truth=lut[aal.astype(np.uint8)],
         spacing=_spacing(affine),
         affine=affine,
-        class_names=["background", *AAL_CLASSES.values()],
+        class_names=["background", *classes.values()],
         source={
             "package": f"debian:{MRICRON_PACKAGE}",
             "version": version,
@@ -181,7 +197,11 @@ def load_icbm_tissue() -> Volume:
 
 def load_dataset(name: str) -> Volume:
     """Fetch (if needed) and load a benchmark volume by name."""
-    loaders = {"colin27-deep": load_colin27_deep, "icbm-tissue": load_icbm_tissue}
+    loaders = {
+        "colin27-deep": load_colin27,
+        "icbm-tissue": load_icbm_tissue,
+        "colin27-dev": lambda: load_colin27("colin27-dev", AAL_DEV_CLASSES),
+    }
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     return loaders[name]()

@@ -8,7 +8,9 @@ contrast. The teacher sees weak augmentation, the student strong. Named deviatio
 ``joint_supervision`` (default True) adds the supervised loss to stage 1 too; strong intensity augmentation
 (brightness, contrast, gamma, noise at twice the weak ranges) stands in for the AdvMorph augmentation the reference
 code imports but does not ship, because it keeps pixels aligned between teacher and student views; the trainer's
-AdamW replaces the reference SGD.
+AdamW replaces the reference SGD; the teacher runs in eval mode (the student's BatchNorm statistics) and stage 3 makes
+one student forward of labelled and mixed crops, where the reference uses batch statistics and two forwards (worse
+on the development task, docs/methods.md).
 """
 
 from __future__ import annotations
