@@ -1,8 +1,8 @@
 """Tables (markdown) and plots (PNG) from the runs written by methods_real.py.
 
 Usage: ``python benchmarks/report_methods.py RUNS.json [--baseline OTHER.json]``: plots are written next to RUNS.json;
-``--baseline`` adds the rf-features runs of another file (e.g. CPU runs next to GPU network runs; the random forest
-has no iteration budget and runs on the CPU either way).
+``--baseline`` adds the rf-features runs of another file on the same datasets and paintings (e.g. CPU runs next to
+GPU network runs; the random forest has no iteration budget and runs on the CPU either way).
 """
 
 from __future__ import annotations
@@ -75,5 +75,8 @@ if __name__ == "__main__":
     parser.add_argument("runs", type=Path)
     parser.add_argument("--baseline", type=Path, help="a file whose rf-features runs are added")
     args = parser.parse_args()
+    runs = json.loads(args.runs.read_text())
+    tasks = {(r["dataset"], r["paint"]) for r in runs}
     extra = json.loads(args.baseline.read_text()) if args.baseline else []
-    report(json.loads(args.runs.read_text()) + [r for r in extra if r["method"] == "rf-features"], args.runs.parent)
+    runs += [r for r in extra if r["method"] == "rf-features" and (r["dataset"], r["paint"]) in tasks]
+    report(runs, args.runs.parent)
