@@ -18,8 +18,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-DATASET_NAMES: tuple[str, ...] = ("colin27-deep", "icbm-tissue", "colin27-dev")
-
 MRICRON_PACKAGE = "mricron-data"
 MRICRON_DIR = "usr/share/mricron/templates"
 MRICRON_COPYRIGHT = "usr/share/doc/mricron-data/copyright"
@@ -203,7 +201,7 @@ def load_dataset(name: str) -> Volume:
         "colin27-dev": lambda: load_colin27("colin27-dev", AAL_DEV_CLASSES),
     }
     if name not in loaders:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(loaders)}")
     return loaders[name]()
 
 
