@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import load_dataset  # noqa: E402
 from rf_baseline import rf_segment  # noqa: E402
 
-from napari_contrastseg.core.config import TrainConfig  # noqa: E402
+from napari_contrastseg.core.config import NetworkConfig, TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import SegmentationData  # noqa: E402
 from napari_contrastseg.core.events import Checkpoint, Failed, Finished  # noqa: E402
 from napari_contrastseg.core.metrics import dice_per_class, hd95_per_class  # noqa: E402
@@ -64,7 +64,7 @@ def score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, spacing, with_h
 def run_network(vol, painted, mask, label, seed, args, workdir: Path) -> dict:
     method, options = NETWORK_METHODS[label]
     config = TrainConfig(method=method, iterations=args.iterations, patch_size=args.patch, batch_size=args.batch,
-                         seed=seed, device=args.device, method_options=options,
+                         seed=seed, device=args.device, method_options=options, network=NetworkConfig(norm=args.norm),
                          checkpoint_every=max(1, args.iterations // args.curve_points))  # fmt: skip
     data = SegmentationData(vol.image, painted, vol.class_names, vol.spacing)
     curve, start, paused = [], time.perf_counter(), 0.0
@@ -99,12 +99,13 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--norm", default="batch", help="the U-Net's normalisation layer: batch, group or instance")
     parser.add_argument("--curve-points", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/methods.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(args.out.read_text()) if args.out.exists() else []
-    done = {(r["dataset"], r["paint"], r["method"], r["seed"]) for r in runs}
+    done = {(r["dataset"], r["paint"], r["method"], r.get("norm", "batch"), r["seed"]) for r in runs}
     for name in args.datasets.split(","):
         vol = load_sample(name.removeprefix("sample:")) if name.startswith("sample:") else load_dataset(name)
         for spec in args.paint.split(","):
@@ -112,7 +113,7 @@ def main() -> None:
                 painted = paint(vol.ground_truth, spec, seed)
                 mask = unpainted_mask(painted, 2)
                 for label in args.methods.split(","):
-                    if (name, spec, label, seed) in done:
+                    if (name, spec, label, args.norm, seed) in done:
                         continue
                     print(f"{name} {spec} seed {seed}: {label} ...", flush=True)
                     if label == "rf-features":
@@ -124,7 +125,7 @@ def main() -> None:
                     else:
                         result = run_network(vol, painted, mask, label, seed, args, args.out.parent / "checkpoints")
                     runs.append({"dataset": name, "paint": spec, "method": label, "seed": seed,
-                                 "iterations": args.iterations, **result})  # fmt: skip
+                                 "iterations": args.iterations, "norm": args.norm, **result})  # fmt: skip
                     args.out.write_text(json.dumps(runs, indent=1))
                     print(f"  mean Dice {result['mean_dice']:.3f} in {result['train_seconds']:.0f} s", flush=True)
     from report_methods import report

@@ -19,7 +19,9 @@ def report(runs: list[dict], folder: Path) -> None:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         iterations = 0 if r["method"] == "rf-features" else r["iterations"]  # 0: no iteration budget
-        groups[(r["dataset"], r["paint"], r["method"], iterations)].append(r)
+        norm = r.get("norm", "batch")  # runs before the option existed used BatchNorm
+        method = r["method"] if norm == "batch" or r["method"] == "rf-features" else f"{r['method']} ({norm} norm)"
+        groups[(r["dataset"], r["paint"], method, iterations)].append(r)
     columns = ["dataset", "painting", "method", "iterations", "seeds", "mean Dice (mean ± sd)", "HD95 mm", "train s",
                "predict s"]  # fmt: skip
     print("\n| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")

@@ -1,13 +1,15 @@
 """Does the inference tile size change accuracy? Train on the bundled colin27-deep crop, predict with several tiles.
 
-Usage: python benchmarks/tile_accuracy.py   (about 1 minute on a 2-core CPU; prints a markdown table)
+Usage: python benchmarks/tile_accuracy.py [--norm group]   (about 1 minute on a 2-core CPU; prints a markdown table)
 """
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
-from napari_contrastseg.core.config import TrainConfig
+from napari_contrastseg.core.config import NetworkConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.metrics import dice_per_class
 from napari_contrastseg.core.trainer import train_model
@@ -16,9 +18,13 @@ from napari_contrastseg.samples.protocol import unpainted_mask
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--norm", default="batch", help="the U-Net's normalisation layer: batch, group or instance")
+    norm = parser.parse_args().norm
     s = load_sample("colin27-deep")
     data = SegmentationData(s.image, s.painted, s.class_names, s.spacing)
-    model = train_model(data, TrainConfig(iterations=400, patch_size=64, device="cpu"))
+    config = TrainConfig(iterations=400, patch_size=64, device="cpu", network=NetworkConfig(norm=norm))
+    model = train_model(data, config)
     mask = unpainted_mask(s.painted, s.painted_axis)
     classes = list(range(2, len(s.class_names) + 1))
     print("| tile (px) | overlap | mean Dice, never-painted slices |\n|---|---|---|")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .core import distributed
-from .core.config import NetworkConfig, NormalizationConfig, TrainConfig
+from .core.config import NORMS, NetworkConfig, NormalizationConfig, TrainConfig
 from .core.data import SegmentationData
 from .core.errors import ContrastSegError
 from .core.image_io import SUFFIXES, image_suffix, read_image, write_image
@@ -112,13 +112,15 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
     p.add_argument("--features", help="U-Net widths, e.g. 16,32,64,128")
+    p.add_argument("--norm", choices=NORMS, default=d.network.norm, help="the U-Net's normalisation layer")
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A :class:`TrainConfig` from parsed ``train`` options."""
-    network = NetworkConfig(features=tuple(int(f) for f in args.features.split(","))) if args.features else None
+    features = tuple(int(f) for f in args.features.split(",")) if args.features else NetworkConfig.features
+    network = NetworkConfig(features=features, norm=args.norm)
     norm = (
         NormalizationConfig(mode="window", window_min=args.window[0], window_max=args.window[1])
         if args.window
@@ -146,7 +148,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         amp=not args.no_amp,
         method_options=options,
     )
-    config.network = network or config.network
+    config.network = network
     config.normalization = norm or config.normalization
     return config
 

@@ -85,6 +85,15 @@ def test_first_launch_shows_layers_classes_and_device(session):
     assert widget.controls.method_combo.currentText() == "supervised"
 
 
+def test_normalisation_choice_reaches_the_engine_config(session):
+    _, widget, _ = session
+    widget.apply_settings(FAST.copy(norm="group"))
+    assert widget.controls.norm_combo.currentData() == "group"
+    assert widget.read_settings().to_config().network.norm == "group"
+    widget.apply_settings(FAST)
+    assert widget.read_settings().to_config().network.norm == "batch"
+
+
 def test_train_previews_then_predicts_whole_image_without_touching_scribbles(session):
     viewer, widget, qtbot = session
     scribbles = np.array(viewer.layers["scribbles"].data, copy=True)

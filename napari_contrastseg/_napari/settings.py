@@ -13,6 +13,8 @@ NETWORK_PRESETS: dict[str, tuple[int, ...]] = {
     "standard": (16, 32, 64, 128),
     "large": (32, 64, 128, 256),
 }
+#: What the normalisation menu says about a layer (``core.config.NORMS`` lists them).
+NORM_HINTS: dict[str, str] = {"batch": "batch (fastest prediction)", "group": "group (per crop)"}
 
 #: Methods in the order the menu lists them; the ones not installed are shown disabled.
 KNOWN_METHODS: tuple[str, ...] = ("supervised", "semicontrast", "action")
@@ -37,6 +39,7 @@ class TrainingSettings:
     learning_rate: float = 3e-3
     seed: int = 0
     network: str = "standard"
+    norm: str = "batch"
     preview_seconds: float = 3.0
     cpu_threads: int = field(default_factory=training_threads)
 
@@ -53,7 +56,7 @@ class TrainingSettings:
             seed=int(self.seed),
             device=self.device,
             preview_every=FIRST_PREVIEW_AFTER if self.preview_seconds > 0 else 0,
-            network=NetworkConfig(NETWORK_PRESETS.get(self.network, NETWORK_PRESETS["standard"])),
+            network=NetworkConfig(NETWORK_PRESETS.get(self.network, NETWORK_PRESETS["standard"]), norm=self.norm),
         )
 
     def copy(self, **changes) -> TrainingSettings:

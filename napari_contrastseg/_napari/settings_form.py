@@ -5,8 +5,9 @@ from __future__ import annotations
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 from superqt import QCollapsible
 
+from ..core.config import NORMS
 from .devices import cpu_cores, device_choices
-from .settings import KNOWN_METHODS, NETWORK_PRESETS, TrainingSettings
+from .settings import KNOWN_METHODS, NETWORK_PRESETS, NORM_HINTS, TrainingSettings
 
 PATCH_SIZES = (0, 32, 48, 64, 96, 128, 160, 192, 256)
 
@@ -45,6 +46,13 @@ class SettingsForm(QWidget):
         self.network_combo = QComboBox()
         for name, widths in NETWORK_PRESETS.items():
             self.network_combo.addItem(f"{name} ({'-'.join(map(str, widths))})", name)
+        self.norm_combo = QComboBox()
+        for name in NORMS:
+            self.norm_combo.addItem(NORM_HINTS.get(name, name), name)
+        self.norm_combo.setToolTip(
+            "The network's normalisation layer. Batch: the default, fastest prediction. Group: statistics of each crop;"
+            " better on brain tissue classes, worse on small deep structures (docs/benchmarks.md)"
+        )
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(5)
         self.lr_spin.setRange(1e-5, 1.0)
@@ -72,6 +80,7 @@ class SettingsForm(QWidget):
         adv.addRow("Batch size", self.batch_spin)
         adv.addRow("Patch size", self.patch_combo)
         adv.addRow("Network", self.network_combo)
+        adv.addRow("Normalisation", self.norm_combo)
         adv.addRow("Learning rate", self.lr_spin)
         adv.addRow("Seed", self.seed_spin)
         adv.addRow("Dimensions", self.dims_combo)
@@ -100,6 +109,7 @@ class SettingsForm(QWidget):
             learning_rate=self.lr_spin.value(),
             seed=self.seed_spin.value(),
             network=self.network_combo.currentData() or "standard",
+            norm=self.norm_combo.currentData() or "batch",
             preview_seconds=self.preview_spin.value(),
             cpu_threads=self.threads_spin.value(),
         )
@@ -113,6 +123,7 @@ class SettingsForm(QWidget):
         self.batch_spin.setValue(settings.batch_size)
         _choose(self.patch_combo, settings.patch_size, str(settings.patch_size))
         _choose(self.network_combo, settings.network)
+        _choose(self.norm_combo, settings.norm)
         self.lr_spin.setValue(settings.learning_rate)
         self.seed_spin.setValue(settings.seed)
         _choose(self.dims_combo, settings.dims)

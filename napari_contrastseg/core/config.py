@@ -6,15 +6,24 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Dims = Literal["auto", "2d", "3d"]
+#: The U-Net's normalisation layers (``NetworkConfig.norm``).
+NORMS = ("batch", "group", "instance")
+#: GroupNorm's number of groups (``NetworkConfig.norm == "group"``); every width must be a multiple of it.
+GROUPS = 4
 
 
 @dataclass
 class NetworkConfig:
-    """U-Net shape: ``features`` are the encoder widths from the finest to the bottleneck level."""
+    """U-Net shape: ``features`` are the encoder widths from the finest to the bottleneck level.
+
+    ``norm``: ``batch`` (fixed statistics at inference, folded into the convolutions: fastest, and a tile's
+    prediction does not depend on the tile's contents), ``group`` (GroupNorm with :data:`GROUPS` groups: statistics
+    of each crop or tile, none learnt from the training batches) or ``instance``.
+    """
 
     features: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.0
-    norm: str = "batch"
+    norm: str = "batch"  # one of NORMS
 
     @property
     def min_size(self) -> int:

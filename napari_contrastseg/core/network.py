@@ -11,7 +11,8 @@ from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .config import NetworkConfig
+from .config import GROUPS, NORMS, NetworkConfig
+from .errors import InputError
 
 _ACT = ("LeakyReLU", {"negative_slope": 0.1, "inplace": True})
 
@@ -40,8 +41,7 @@ class UNet(nn.Module):
         feats = tuple(config.features)
         if len(feats) < 2:
             raise ValueError("a U-Net needs at least two levels of features")
-        norm = (config.norm, {"affine": True}) if config.norm == "instance" else config.norm
-        args = {"act": _ACT, "norm": norm, "bias": True, "dropout": config.dropout}
+        args = {"act": _ACT, "norm": norm_layer(config), "bias": True, "dropout": config.dropout}
         self.spatial_dims = spatial_dims
         self.features = feats
         self.stem = TwoConv(spatial_dims, in_channels, feats[0], **args)
@@ -70,6 +70,17 @@ class UNet(nn.Module):
     def decoder_channels(self) -> list[int]:
         """Channels of each decoder map, coarse to fine."""
         return list(reversed(self.features[:-1]))
+
+
+def norm_layer(config: NetworkConfig) -> str | tuple[str, dict]:
+    """MONAI's name and arguments for ``config.norm``; :class:`InputError` for an unknown norm or, with ``group``,
+    a width that is not a multiple of :data:`GROUPS`."""
+    if config.norm not in NORMS:
+        raise InputError(f"norm must be one of {', '.join(NORMS)}, not {config.norm!r}.")
+    if config.norm == "group" and any(f % GROUPS for f in config.features):
+        raise InputError(f"With norm 'group' every width must be a multiple of {GROUPS}; got {tuple(config.features)}.")
+    arguments = {"instance": {"affine": True}, "group": {"num_groups": GROUPS}}
+    return (config.norm, arguments[config.norm]) if config.norm in arguments else config.norm
 
 
 def fold_batch_norm(network: UNet) -> UNet:

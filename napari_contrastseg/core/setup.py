@@ -11,6 +11,7 @@ from .config import TrainConfig
 from .data import SegmentationData, default_class_names, painted_slice_axis, validate_collection
 from .errors import InputError
 from .model import ModelInfo, TrainedModel
+from .network import norm_layer
 from .normalization import normalize
 
 DEFAULT_PATCH = {2: 64, 3: 48}  # 64 px: trains fast on a CPU and did better than 128 on the bundled colin27 crop
@@ -55,6 +56,7 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         slice_axis %= 3
     spatial_dims = 2 if dims == "2d" else 3
     size = config.patch_size or DEFAULT_PATCH[spatial_dims]
+    norm_layer(config.network)  # an unknown norm is refused here, before any work
     m = config.network.min_size
     if size < m or size % m:
         raise InputError(f"patch_size must be a multiple of {m} (the network's pooling steps), got {size}.")
