@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import load_dataset  # noqa: E402
 
-from napari_contrastseg.core.config import NetworkConfig, TrainConfig  # noqa: E402
+from napari_contrastseg.core.config import NORMS, NetworkConfig, TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import SegmentationData  # noqa: E402
 from napari_contrastseg.core.device import describe_device, select_device  # noqa: E402
 from napari_contrastseg.core.events import Finished, Started, Step  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--tiles", default="64,128,256")
     parser.add_argument("--overlaps", default="0.25", help="comma-separated tile overlaps to time")
     parser.add_argument("--inference-only", action="store_true", help="time prediction with an untrained network")
-    parser.add_argument("--norm", default="batch", help="the U-Net's normalisation layer: batch, group or instance")
+    parser.add_argument("--norm", choices=NORMS, default="batch", help="the U-Net's normalisation layer")
     args = parser.parse_args()
     network = NetworkConfig(norm=args.norm)
     device = select_device(args.device)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import load_dataset  # noqa: E402
 from rf_baseline import rf_segment  # noqa: E402
 
-from napari_contrastseg.core.config import NetworkConfig, TrainConfig  # noqa: E402
+from napari_contrastseg.core.config import NORMS, NetworkConfig, TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import SegmentationData  # noqa: E402
 from napari_contrastseg.core.events import Checkpoint, Failed, Finished  # noqa: E402
 from napari_contrastseg.core.metrics import dice_per_class, hd95_per_class  # noqa: E402
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--norm", default="batch", help="the U-Net's normalisation layer: batch, group or instance")
+    parser.add_argument("--norm", choices=NORMS, default="batch", help="the U-Net's normalisation layer")
     parser.add_argument("--curve-points", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/methods.json"))
     args = parser.parse_args()

@@ -9,7 +9,7 @@ import argparse
 
 import numpy as np
 
-from napari_contrastseg.core.config import NetworkConfig, TrainConfig
+from napari_contrastseg.core.config import NORMS, NetworkConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.metrics import dice_per_class
 from napari_contrastseg.core.trainer import train_model
@@ -19,7 +19,7 @@ from napari_contrastseg.samples.protocol import unpainted_mask
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--norm", default="batch", help="the U-Net's normalisation layer: batch, group or instance")
+    parser.add_argument("--norm", choices=NORMS, default="batch", help="the U-Net's normalisation layer")
     norm = parser.parse_args().norm
     s = load_sample("colin27-deep")
     data = SegmentationData(s.image, s.painted, s.class_names, s.spacing)
