@@ -17,6 +17,7 @@ from .core.config import NORMS, NetworkConfig, NormalizationConfig, TrainConfig
 from .core.data import SegmentationData
 from .core.errors import ContrastSegError
 from .core.image_io import SUFFIXES, image_suffix, read_image, write_image
+from .core.model import TrainedModel
 from .core.model_io import load_model, read_model_info
 from .core.trainer import train
 from .core.training_set import find_pairs, load_pairs
@@ -111,16 +112,20 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
-    p.add_argument("--features", help="U-Net widths, e.g. 16,32,64,128")
-    p.add_argument("--norm", choices=NORMS, default=d.network.norm, help="the U-Net's normalisation layer")
+    widths = ",".join(map(str, d.network.features))
+    p.add_argument("--features", help=f"U-Net widths (default: the --warm-start model's, else {widths})")
+    p.add_argument(
+        "--norm", choices=NORMS, help=f"normalisation layer (default: the --warm-start model's, else {d.network.norm})"
+    )
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed ``train`` options."""
-    features = tuple(int(f) for f in args.features.split(",")) if args.features else NetworkConfig.features
-    network = NetworkConfig(features=features, norm=args.norm)
+def config_from_args(args: argparse.Namespace, base: NetworkConfig | None = None) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed ``train`` options; network options not given are taken from ``base``."""
+    base = base or NetworkConfig()
+    features = tuple(int(f) for f in args.features.split(",")) if args.features else base.features
+    network = NetworkConfig(features=features, dropout=base.dropout, norm=args.norm or base.norm)
     norm = (
         NormalizationConfig(mode="window", window_min=args.window[0], window_max=args.window[1])
         if args.window
@@ -162,20 +167,24 @@ def _train(args: argparse.Namespace) -> int:
     else:
         image, labels = read_image(args.image), read_image(args.labels)
         data = SegmentationData(image.array, labels.array, names, image.spacing, args.channel_axis)
-    config = config_from_args(args)
+    initial = load_model(args.warm_start) if args.warm_start else None
+    config = config_from_args(args, initial.info.network if initial else None)
     device = distributed.init_from_environment(config.device)
     try:
         config.device = str(device) if device is not None else config.device
-        return _run_training(args, data, config, lead=distributed.rank() == 0)
+        return _run_training(args, data, config, initial, lead=distributed.rank() == 0)
     finally:
         distributed.shutdown()
 
 
 def _run_training(
-    args: argparse.Namespace, data: SegmentationData | list[SegmentationData], config: TrainConfig, lead: bool
+    args: argparse.Namespace,
+    data: SegmentationData | list[SegmentationData],
+    config: TrainConfig,
+    initial: TrainedModel | None,
+    lead: bool,
 ) -> int:
-    """Train, then save on the lead process (rank 0; the only process outside torchrun)."""
-    initial = load_model(args.warm_start) if args.warm_start else None
+    """Train, from ``initial``'s weights if given; the lead process (rank 0, the only one outside torchrun) saves."""
     cancel = threading.Event()
     _stop_on_signals(cancel)
     events = train(data, config, initial_model=initial, cancel=cancel, checkpoint_dir=args.checkpoint_dir)

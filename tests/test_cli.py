@@ -46,6 +46,20 @@ def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path,
     assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group"}
 
 
+def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti, tmp_path, capsys):
+    folder, _ = oblique_nifti
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    data = [str(folder / "image.nii.gz"), str(folder / "labels.nii.gz")]
+    assert main(["train", *data, "-o", str(first), "--norm", "group", *FAST]) == 0
+    no_widths = [a for a in FAST if a not in ("--features", "8,16,32")]
+    assert main(["train", *data, "-o", str(second), "--warm-start", str(first), *no_widths]) == 0
+    capsys.readouterr()
+    assert main(["info", str(second)]) == 0
+    assert json.loads(capsys.readouterr().out)["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group"}
+    assert main(["train", *data, "-o", str(second), "--warm-start", str(first), "--norm", "batch", *FAST]) == 1
+    assert "uses group normalisation and this run asks for batch" in capsys.readouterr().err
+
+
 def test_predict_a_folder_of_tiffs_and_npy(oblique_nifti, tmp_path):
     folder, _ = oblique_nifti
     model = tmp_path / "m.safetensors"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_contrastseg.core.config import NetworkConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.events import Checkpoint, Failed, Finished, LossValues, Preview, Started, Step
 from napari_contrastseg.core.methods import METHODS, Method, register
@@ -93,6 +94,15 @@ def test_warm_start_with_a_new_class_keeps_all_but_the_head(data_2d, fast_config
     events = list(train(SegmentationData(data_2d.image, labels), fast_config, initial_model=first))
     assert events[0].warm_start == "partial (new classes)"
     assert events[-1].model.info.n_classes == 3
+
+
+def test_warm_start_refuses_a_model_with_another_normalisation(data_2d, fast_config):
+    first = train_model(data_2d, fast_config)
+    fast_config.network = NetworkConfig(fast_config.network.features, norm="group")
+    events = list(train(data_2d, fast_config, initial_model=first))
+    assert isinstance(events[-1], Failed)
+    assert "uses batch normalisation and this run asks for group" in events[-1].message
+    assert not any(isinstance(e, Step) for e in events)
 
 
 def test_3d_volume_trains_slicewise_along_the_painted_axis_and_previews_a_slice(data_3d, fast_config):

@@ -95,4 +95,9 @@ def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:
         raise InputError(f"The current model takes {old.in_channels} channel(s), this image has {info.in_channels}.")
     if old.spatial_dims != info.spatial_dims or tuple(old.network.features) != tuple(info.network.features):
         raise InputError("The current model has a different network shape (2D/3D or widths); train a new one.")
+    if old.network.norm != info.network.norm:
+        raise InputError(
+            f"The current model uses {old.network.norm} normalisation and this run asks for {info.network.norm}; "
+            f"choose {old.network.norm} to continue from it, or train a new model."
+        )
     return "full" if old.n_classes == info.n_classes else "partial (new classes)"
