@@ -23,7 +23,10 @@ for _path in (MODULE_DIR, MODULE_DIR / "Testing" / "Python"):
         sys.path.insert(0, str(_path))
 
 import ContrastSegTestFlows as flows  # noqa: E402
-from ContrastSegLib import conversions  # noqa: E402
+from ContrastSegLib import NORMS, ContrastSegLogic, TrainingOptions, conversions  # noqa: E402
+
+from napari_contrastseg.core.config import NORMS as CORE_NORMS  # noqa: E402
+from napari_contrastseg.core.model_io import read_model_info  # noqa: E402
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -94,6 +97,23 @@ def test_full_run_gives_named_segments_on_the_volume_grid(tmp_path):
 
     # The logic removes its work folders afterwards.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_normalisation_choice_reaches_the_model_and_a_new_choice_trains_a_new_model(tmp_path):
+    assert NORMS == CORE_NORMS
+    volume, painted, _, _ = flows.sample_scene(flows.new_scene())
+    logic = ContrastSegLogic(work_root=tmp_path)
+    try:
+        for norm, note in [("group", None), ("group", "Continuing"), ("batch", "normalisation layer changed")]:
+            options = TrainingOptions(iterations=2, device="cpu", norm=norm, extra_args=flows.FAST_TRAINING_ARGS)
+            notes = logic.start_training(volume, painted, options)
+            assert ("--warm-start" in logic.task.runner.args) == (note == "Continuing")
+            assert any(note in n for n in notes) if note else notes == []
+            ended = logic.wait(timeout=600)
+            assert ended is not None and ended["ok"], ended
+            assert read_model_info(logic.model_path).network.norm == norm
+    finally:
+        logic.cleanup()
 
 
 @needs_proc

@@ -209,7 +209,9 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._ensureDependencies():
             return
         p = self._parameterNode
-        options = TrainingOptions(method=p.method, iterations=p.iterations, device=p.device, warm_start=p.warmStart)
+        options = TrainingOptions(
+            method=p.method, iterations=p.iterations, device=p.device, norm=p.norm, warm_start=p.warmStart
+        )
         with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
             try:
                 notes = self.logic.start_training(p.inputVolume, p.paintedSegmentation, options)

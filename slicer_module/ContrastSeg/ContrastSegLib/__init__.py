@@ -5,13 +5,14 @@
 """
 
 from .conversions import BACKGROUND_NAME, ClassInfo, ConversionError
-from .logic import DEVICES, METHODS, ContrastSegLogic, TrainingOptions
+from .logic import DEVICES, METHODS, NORMS, ContrastSegLogic, TrainingOptions
 from .process import ProcessRunner, parse_event, python_executable
 
 __all__ = [
     "BACKGROUND_NAME",
     "DEVICES",
     "METHODS",
+    "NORMS",
     "ClassInfo",
     "ContrastSegLogic",
     "ConversionError",

@@ -24,6 +24,9 @@ from .process import ProcessRunner, cli_command, parse_event
 
 METHODS = ("supervised", "semicontrast", "action")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: The U-Net's normalisation layers: ``napari_contrastseg.core.config.NORMS``, repeated so that loading the module
+#: imports nothing heavy.
+NORMS = ("batch", "group", "instance")
 
 _PROGRESS = re.compile(r"(\d+)/(\d+)")
 
@@ -35,6 +38,7 @@ class TrainingOptions:
     method: str = "supervised"
     iterations: int = 300
     device: str = "auto"
+    norm: str = "batch"  # one of NORMS
     seed: int = 0
     warm_start: bool = True  # continue from the last model when it has the same classes
     extra_args: list[str] = field(default_factory=list)
@@ -67,6 +71,7 @@ class ContrastSegLogic:
         self.task: _Task | None = None
         self.model_path: Path | None = None
         self.classes: list[ClassInfo] = []
+        self.norm = ""  # the normalisation layer of the last training run
         self.device_description = ""
         self.prediction_path: Path | None = None
         self.uncertainty_path: Path | None = None
@@ -123,16 +128,21 @@ class ContrastSegLogic:
             int(options.iterations),
             "--device",
             options.device,
+            "--norm",
+            options.norm,
             "--seed",
             int(options.seed),
             "--classes",
             ",".join(names),
         ]
         if options.warm_start and self.has_model and [c.name for c in self.classes] == [c.name for c in classes]:
-            args += ["--warm-start", self.model_path]
-            notes.append("Continuing from the previous model.")
+            if self.norm == options.norm:
+                args += ["--warm-start", self.model_path]
+                notes.append("Continuing from the previous model.")
+            else:
+                notes.append("The normalisation layer changed, so a new model is trained.")
         args += list(options.extra_args)
-        self.classes = classes
+        self.classes, self.norm = classes, options.norm
         self.device_description = ""
         self._start("train", args, work_dir, model_path)
         return notes

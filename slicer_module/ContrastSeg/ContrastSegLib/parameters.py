@@ -6,7 +6,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
-from .logic import DEVICES, METHODS
+from .logic import DEVICES, METHODS, NORMS
 
 
 @parameterNodeWrapper
@@ -15,7 +15,7 @@ class ContrastSegParameterNode:
     inputVolume - the image to segment.
     paintedSegmentation - the segmentation painted in the Segment Editor (read only; needs "background").
     outputSegmentation - where predicted segments are written (created on Apply when empty).
-    method, iterations, device, warmStart - training settings.
+    method, iterations, device, norm, warmStart - training settings.
     showUncertainty - also load the prediction's uncertainty map as a volume.
     """
 
@@ -25,6 +25,7 @@ class ContrastSegParameterNode:
     method: Annotated[str, Choice(list(METHODS))] = "supervised"
     iterations: Annotated[int, WithinRange(1, 100000)] = 300
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
+    norm: Annotated[str, Choice(list(NORMS))] = "batch"
     warmStart: bool = True
     showUncertainty: bool = False
 
