@@ -161,12 +161,13 @@ def test_stop_keeps_a_usable_model_and_continue_warm_starts(session, notes):
     predicted = widget.model.predict(viewer.layers["colin27-deep"].data[:, :, 30:34], probabilities=False)
     assert predicted.labels.shape == (90, 78, 4)
 
-    widget.apply_settings(FAST.copy(iterations=4))
+    widget.apply_settings(FAST.copy(iterations=4, norm="group"))
     events.clear()
     assert widget.continue_training()
     _wait_idle(widget, qtbot)
     started = [e for e, _ in events if e.kind == "started"][0]
     assert started.warm_start == "full"
+    assert widget.model.info.network.norm == "batch", "Continue keeps the current model's normalisation layer"
 
 
 def test_errors_become_notifications(session, notes):

@@ -51,7 +51,8 @@ class SettingsForm(QWidget):
             self.norm_combo.addItem(NORM_HINTS.get(name, name), name)
         self.norm_combo.setToolTip(
             "The network's normalisation layer. Batch: the default, fastest prediction. Group: statistics of each crop;"
-            " better on brain tissue classes, worse on small deep structures (docs/benchmarks.md)"
+            " better on brain tissue classes, worse on small deep structures (docs/benchmarks.md). Continue keeps the"
+            " current model's layer; Train starts a new model with this one"
         )
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(5)
