@@ -101,7 +101,8 @@ def test_full_run_gives_named_segments_on_the_volume_grid(tmp_path):
 
 def test_normalisation_choice_reaches_the_model_and_a_new_choice_trains_a_new_model(tmp_path):
     assert NORMS == CORE_NORMS
-    volume, painted, _, _ = flows.sample_scene(flows.new_scene())
+    scene = flows.new_scene()  # held here: the nodes do not keep their scene alive
+    volume, painted, _, _ = flows.sample_scene(scene)
     logic = ContrastSegLogic(work_root=tmp_path)
     try:
         for norm, note in [("group", None), ("group", "Continuing"), ("batch", "normalisation layer changed")]:
