@@ -34,12 +34,26 @@ def test_round_trip_keeps_weights_metadata_and_predictions(saved, data_2d):
     assert info.normalization.mode == "percentile" and info.training["iterations"] == 6
 
 
-def test_pickled_checkpoint_is_refused(saved, tmp_path):
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_pickled_checkpoint_is_refused(saved, tmp_path, zipped):
     model, _ = saved
     path = tmp_path / "model.pt"
-    torch.save(model.network.state_dict(), path)
+    torch.save(model.network.state_dict(), path, _use_new_zipfile_serialization=zipped)
     with pytest.raises(ModelFileError, match="pickle"):
         load_model(path)
+
+
+def test_header_length_starting_like_a_pickle_still_loads(saved):
+    """A header of 0x..80 bytes starts the file with 0x80, pickle's first opcode: such a model must still load."""
+    _, path = saved
+
+    def pad(header):
+        blob_len = len(json.dumps(header).encode())
+        header["__metadata__"]["pad"] = "x" * ((0x80 - blob_len - len(', "pad": ""')) % 256)
+
+    _rewrite_metadata(path, pad)
+    assert path.read_bytes()[0] == 0x80
+    assert load_model(path).info.class_names == ["background", "class 2"]
 
 
 def test_tampered_weights_are_refused(saved):

@@ -17,6 +17,9 @@ from .model import FORMAT_VERSION, ModelInfo, TrainedModel
 METADATA_KEY = "contrastseg"
 CHECKSUM_KEY = "contrastseg_sha256"
 SUFFIX = ".safetensors"
+MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save since PyTorch 1.6
+PICKLE_STARTS = {b"\x80" + bytes([protocol]) for protocol in range(2, 6)}  # older torch.save: PROTO opcode
 
 
 def save_model(model: TrainedModel, path: str | Path) -> Path:
@@ -75,20 +78,22 @@ def _read_header_metadata(path: Path) -> dict[str, str]:
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        (header_len,) = struct.unpack("<Q", head) if len(head) == 8 else (size,)
+        blob = f.read(header_len) if header_len <= min(size - 8, MAX_HEADER_BYTES) else b""
+    if not blob.startswith(b"{"):
+        # Only now look for a pickle: a safetensors length's first byte may be 0x80 like pickle's opcode.
+        if head[:4] == ZIP_MAGIC or head[:2] in PICKLE_STARTS:
             raise ModelFileError(
                 f"{path} is a pickled PyTorch checkpoint. napari-contrastseg does not load pickles, because "
                 "loading one can run arbitrary code; use a .safetensors model written by napari-contrastseg."
             )
         if len(head) < 8:
             raise ModelFileError(f"{path} is too short to be a model file ({size} bytes).")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len > size - 8:
-            raise ModelFileError(f"{path} is truncated or not a safetensors model file.")
-        try:
-            header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelFileError(f"{path} is not a safetensors model file (unreadable header).") from err
+        raise ModelFileError(f"{path} is truncated or not a safetensors model file.")
+    try:
+        header = json.loads(blob)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{path} is not a safetensors model file (unreadable header).") from err
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
         raise ModelFileError(f"{path} is a safetensors file but not a napari-contrastseg model (no metadata).")
