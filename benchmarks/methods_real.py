@@ -39,6 +39,11 @@ NETWORK_METHODS = {
     "semicontrast-exact": ("semicontrast", {"local_mode": "exact"}),
     "semicontrast-stride": ("semicontrast", {"local_mode": "stride", "stride": 4}),
     "semicontrast-block": ("semicontrast", {"local_mode": "block", "block": 16}),
+    # the same with 75 % of the budget left for fine-tuning (stages 10 % / 15 % / 75 % instead of 25 / 35 / 40)
+    "semicontrast-block-ft75": (
+        "semicontrast",
+        {"local_mode": "block", "block": 16, "global_fraction": 0.1, "local_fraction": 0.15},
+    ),
     "action": ("action", {}),
     "action-cpu": ("action", {"representation_dim": 128, "anco_queries": 64, "anco_negatives": 128}),
 }
