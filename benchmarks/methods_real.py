@@ -33,17 +33,16 @@ from napari_contrastseg.core.trainer import train  # noqa: E402
 from napari_contrastseg.samples import load_sample  # noqa: E402
 from napari_contrastseg.samples.protocol import paint_scribbles, paint_slices, unpainted_mask  # noqa: E402
 
+BLOCK_DIVISION = {"local_mode": "block", "block": 16}
+
 #: method label -> (registry method, options). Options that differ from the reference are named in the label.
 NETWORK_METHODS = {
     "supervised": ("supervised", {}),
     "semicontrast-exact": ("semicontrast", {"local_mode": "exact"}),
     "semicontrast-stride": ("semicontrast", {"local_mode": "stride", "stride": 4}),
-    "semicontrast-block": ("semicontrast", {"local_mode": "block", "block": 16}),
+    "semicontrast-block": ("semicontrast", BLOCK_DIVISION),
     # the same with 75 % of the budget left for fine-tuning (stages 10 % / 15 % / 75 % instead of 25 / 35 / 40)
-    "semicontrast-block-ft75": (
-        "semicontrast",
-        {"local_mode": "block", "block": 16, "global_fraction": 0.1, "local_fraction": 0.15},
-    ),
+    "semicontrast-block-ft75": ("semicontrast", {**BLOCK_DIVISION, "global_fraction": 0.1, "local_fraction": 0.15}),
     "action": ("action", {}),
     "action-cpu": ("action", {"representation_dim": 128, "anco_queries": 64, "anco_negatives": 128}),
 }
