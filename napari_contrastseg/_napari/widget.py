@@ -464,6 +464,10 @@ class ContrastSegWidget(QWidget):
     def is_running(self) -> bool:
         return self._run is not None
 
+    @property
+    def is_applying(self) -> bool:
+        return self._apply is not None
+
     def _start(self, warm: bool) -> bool:
         if self._closing:
             return False
