@@ -28,7 +28,7 @@ from napari_contrastseg.core.config import NORMS, NetworkConfig, TrainConfig  # 
 from napari_contrastseg.core.data import SegmentationData  # noqa: E402
 from napari_contrastseg.core.events import Checkpoint, Failed, Finished  # noqa: E402
 from napari_contrastseg.core.metrics import dice_per_class, hd95_per_class  # noqa: E402
-from napari_contrastseg.core.model_io import load_model  # noqa: E402
+from napari_contrastseg.core.model import load_model  # noqa: E402
 from napari_contrastseg.core.trainer import train  # noqa: E402
 from napari_contrastseg.samples import load_sample  # noqa: E402
 from napari_contrastseg.samples.protocol import paint_scribbles, paint_slices, unpainted_mask  # noqa: E402

@@ -191,7 +191,7 @@ def lag_with_process(meter: LagMeter, seconds: float, workdir: Path) -> dict:
 def time_to_preview(viewer, widget, rf_dice: float, workdir: Path) -> dict:
     """Train with the widget's defaults; times are from pressing Train."""
     from napari_contrastseg._napari.settings import TrainingSettings
-    from napari_contrastseg.core.model_io import load_model
+    from napari_contrastseg.core.model import load_model
 
     viewer.layers.remove("prediction") if "prediction" in viewer.layers else None
     widget.apply_settings(TrainingSettings())

@@ -9,6 +9,8 @@ import numpy as np
 
 from .core.config import TrainConfig
 from .core.data import SegmentationData
+from .core.errors import InputError
+from .core.files import atomic_path
 from .core.image_io import ImageFile, write_image
 from .core.metrics import dice_per_class
 from .core.trainer import train
@@ -16,41 +18,56 @@ from .progress import consume_events
 from .samples import load_sample
 from .samples.protocol import unpainted_mask
 
-DEMO_CONFIG = {"iterations": 600, "patch_size": 64, "batch_size": 4}
+#: What the demo writes into its folder; the marker says the folder's files are the demo's own to replace.
+DEMO_FILES = ("model.safetensors", "prediction.nii.gz", "overlay.png")
+MARKER = ".contrastseg-demo"
 
 
 def run_demo(
     sample: str,
     output: Path,
     method: str = "supervised",
+    time_budget: float | None = None,
     iterations: int | None = None,
     device: str = "auto",
     seed: int = 0,
+    overwrite: bool = False,
 ) -> int:
-    """Write ``model.safetensors``, ``prediction.nii.gz`` and ``overlay.png`` to ``output``; print Dice."""
+    """Write ``model.safetensors``, ``prediction.nii.gz`` and ``overlay.png`` to ``output``; print Dice.
+
+    Trains with the engine's defaults (its time budget) unless ``time_budget`` or ``iterations`` is given. Files
+    in ``output`` are replaced only when an earlier demo wrote them (a marker file says so) or with ``overwrite``.
+    """
+    _check_folder(output, overwrite)
     s = load_sample(sample)
-    config = TrainConfig(**{**DEMO_CONFIG, "method": method, "device": device, "seed": seed})
-    config.iterations = iterations or config.iterations
+    config = TrainConfig(method=method, device=device, seed=seed)
+    if time_budget is not None or iterations is not None:
+        config.time_budget, config.iterations = time_budget, iterations
     print(
         f"sample {s.name}: image {s.image.shape}, {len(s.class_names)} classes, painted slices along axis "
-        f"{s.painted_axis}; training {method} for {config.iterations} iterations"
+        f"{s.painted_axis}; training {method}"
     )
     data = SegmentationData(s.image, s.painted, s.class_names, s.spacing)
     start = time.perf_counter()
-    finished = consume_events(train(data, config), jsonl=False, total=config.iterations)
+    finished = consume_events(train(data, config), jsonl=False)
     if finished is None:
         return 1
     model = finished.model
     trained = time.perf_counter() - start
     result = model.predict(s.image, probabilities=False)
     output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER).write_text("Files written by 'contrastseg demo'; a later demo may replace them.\n")
     model.save(output / "model.safetensors")
     like = ImageFile(s.image, s.affine, s.spacing)
     write_image(output / "prediction.nii.gz", result.labels, like=like)
     mask = unpainted_mask(s.painted, s.painted_axis)
     classes = list(range(2, len(s.class_names) + 1))
     scores = dice_per_class(result.labels, s.ground_truth, classes, mask)
-    print(f"trained in {trained:.1f} s; Dice on never-painted voxels (slices the model never saw painted):")
+    estimate = "" if finished.estimate is None else f", estimated Dice {finished.estimate.mean:.3f}"
+    print(
+        f"trained in {trained:.1f} s ({finished.iteration} iterations, {finished.stop_reason}{estimate}); "
+        "Dice on never-painted voxels (slices the model never saw painted):"
+    )
     for c, d in scores.items():
         print(f"  {s.class_names[c - 1]:<16} {d:.3f}")
     mean = float(np.nanmean(list(scores.values())))
@@ -58,6 +75,18 @@ def run_demo(
     figure = write_overlay(output / "overlay.png", s.image, s.ground_truth, result.labels, mask, s.painted_axis)
     print(f"wrote {output / 'model.safetensors'}, {output / 'prediction.nii.gz'}, {figure}")
     return 0
+
+
+def _check_folder(output: Path, overwrite: bool) -> None:
+    """Refuse to replace files in ``output`` that an earlier demo did not write (unless ``overwrite``)."""
+    if overwrite or (output / MARKER).is_file():
+        return
+    present = [name for name in DEMO_FILES if (output / name).exists()]
+    if present:
+        raise InputError(
+            f"{output} already holds {', '.join(present)}, not written by this demo; choose another folder with "
+            "-o, or pass --overwrite to replace them."
+        )
 
 
 def write_overlay(
@@ -79,5 +108,6 @@ def write_overlay(
     gap = np.ones((panels[0].shape[0], 4, 3))
     row = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
     row = np.kron(row, np.ones((3, 3, 1)))  # 3x larger
-    iio.imwrite(path, (row * 255).astype(np.uint8))
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, (row * 255).astype(np.uint8), extension=".png")
     return path

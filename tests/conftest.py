@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_contrastseg.core.config import NetworkConfig, TrainConfig
+from napari_contrastseg.core.config import HoldoutConfig, NetworkConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 
 
@@ -68,7 +68,13 @@ def data_3d() -> SegmentationData:
 
 @pytest.fixture
 def fast_config() -> TrainConfig:
-    """A tiny network and few iterations: seconds on a CPU."""
+    """A tiny network and few iterations: seconds on a CPU. Nothing held out: runs last their iterations."""
     return TrainConfig(
-        iterations=6, batch_size=2, patch_size=32, device="cpu", preview_every=2, network=NetworkConfig((8, 16, 32))
+        iterations=6,
+        batch_size=2,
+        patch_size=32,
+        device="cpu",
+        preview_every=2,
+        network=NetworkConfig((8, 16, 32)),
+        holdout=HoldoutConfig(fraction=0.0),
     )

@@ -43,7 +43,7 @@ def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path,
     assert main(["info", str(model)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["spacing"] == pytest.approx([0.922, 0.922, 2.5], abs=1e-3) and info["slice_axis"] == 2
-    assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group"}
+    assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group", "context": 1}
 
 
 def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti, tmp_path, capsys):
@@ -55,8 +55,14 @@ def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti
     assert main(["train", *data, "-o", str(second), "--warm-start", str(first), *no_widths]) == 0
     capsys.readouterr()
     assert main(["info", str(second)]) == 0
-    assert json.loads(capsys.readouterr().out)["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group"}
-    assert main(["train", *data, "-o", str(second), "--warm-start", str(first), "--norm", "batch", *FAST]) == 1
+    assert json.loads(capsys.readouterr().out)["network"] == {
+        "features": [8, 16, 32],
+        "dropout": 0.0,
+        "norm": "group",
+        "context": 1,
+    }
+    third = tmp_path / "third.safetensors"
+    assert main(["train", *data, "-o", str(third), "--warm-start", str(first), "--norm", "batch", *FAST]) == 1
     assert "uses group normalisation and this run asks for batch" in capsys.readouterr().err
 
 
@@ -81,7 +87,10 @@ def test_events_jsonl_for_other_programs(oblique_nifti, tmp_path):
            str(folder / "labels.nii.gz"), "-o", str(model), "--events", "jsonl", *FAST]  # fmt: skip
     lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
     events = [json.loads(line) for line in lines]
-    assert [e["kind"] for e in events] == ["started", "step", "step", "step", "finished", "saved"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "started" and kinds.count("step") == 3 and kinds[-2:] == ["finished", "saved"]
+    assert set(kinds) == {"started", "step", "estimate", "finished", "saved"}  # estimated Dice on held-out paint
+    assert 0 <= events[-2]["estimate"]["mean"] <= 1 and events[-2]["stop_reason"] == "iterations"
     assert events[1]["losses"]["total"] > 0 and events[-1]["path"] == str(model) and model.is_file()
 
 

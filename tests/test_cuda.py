@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from napari_contrastseg.core.events import Failed, Finished, Step
-from napari_contrastseg.core.inference import predict
 from napari_contrastseg.core.trainer import train, train_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -60,6 +59,6 @@ def test_bf16_training_learns_and_gives_memory_back(data_3d, gpu_config, method,
 def test_gpu_prediction_matches_the_cpu(data_3d, gpu_config):
     gpu_config.iterations = 40
     model = train_model(data_3d, gpu_config)
-    on_gpu, on_cpu = predict(model, data_3d.image, device="cuda"), predict(model, data_3d.image, device="cpu")
+    on_gpu, on_cpu = model.predict(data_3d.image, device="cuda"), model.predict(data_3d.image, device="cpu")
     assert np.mean(on_gpu.labels == on_cpu.labels) > 0.995
     np.testing.assert_allclose(on_gpu.uncertainty, on_cpu.uncertainty, atol=0.05)

@@ -23,7 +23,7 @@ from napari_contrastseg.core import distributed
 from napari_contrastseg.core.config import NetworkConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.methods.action import DistillationBranch
-from napari_contrastseg.core.model_io import load_model
+from napari_contrastseg.core.model import load_model
 from napari_contrastseg.core.trainer import train_model
 from napari_contrastseg.samples import load_sample
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from napari_contrastseg.core.errors import ModelFileError
-from napari_contrastseg.core.model_io import load_model, read_model_info
+from napari_contrastseg.core.model import load_model
+from napari_contrastseg.core.model_io import read_model_info
 from napari_contrastseg.core.trainer import train_model
 
 

@@ -301,7 +301,7 @@ def test_empty_viewer_says_what_to_do_and_trains_a_2d_image(make_napari_viewer, 
 
 
 def test_model_save_load_and_apply_to_another_image(session, tmp_path):
-    from napari_contrastseg.core.model_io import load_model
+    from napari_contrastseg.core.model import load_model
 
     viewer, widget, qtbot = session
     assert widget.save_model(tmp_path / "none.safetensors") is None  # no model yet: a message, not a crash

@@ -13,7 +13,7 @@ from conftest import disk_columns
 
 from napari_contrastseg.cli import main
 from napari_contrastseg.core.chunked import predict_to_zarr
-from napari_contrastseg.core.config import NetworkConfig, NormalizationConfig, TrainConfig
+from napari_contrastseg.core.config import HoldoutConfig, NetworkConfig, NormalizationConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.errors import FileFormatError, InputError
 from napari_contrastseg.core.image_io import read_image
@@ -31,8 +31,9 @@ def volume() -> np.ndarray:
 def _train(dims: str, patch: int, features: tuple[int, ...]):
     image, painted = disk_columns()
     config = TrainConfig(
-        iterations=20, batch_size=2, patch_size=patch, dims=dims, device="cpu", network=NetworkConfig(features)
-    )
+        iterations=40, batch_size=2, patch_size=patch, dims=dims, device="cpu", network=NetworkConfig(features),
+        holdout=HoldoutConfig(fraction=0.0),
+    )  # fmt: skip
     return train_model(SegmentationData(image, painted), config)
 
 

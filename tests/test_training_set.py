@@ -11,7 +11,7 @@ from napari_contrastseg.cli import main
 from napari_contrastseg.core.config import TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.errors import InputError
-from napari_contrastseg.core.model_io import load_model
+from napari_contrastseg.core.model import load_model
 from napari_contrastseg.core.sampling import PatchSampler
 from napari_contrastseg.core.setup import plan_training
 from napari_contrastseg.core.trainer import train_model

@@ -797,7 +797,7 @@ class ContrastSegWidget(QWidget):
         return written
 
     def load_model(self, path: str | Path):
-        from ..core.model_io import load_model
+        from ..core.model import load_model
 
         if self._run is not None:
             show_info("Wait until training ends (or press Stop) before loading a model.")

@@ -10,8 +10,10 @@ import torch
 
 from .data import as_channels_first, spatial_shape_of
 from .errors import InputError
+from .files import atomic_path
 from .inference import ProgressCallback, check_model_fits, on_device, predict_normalized
-from .model import ModelInfo, TrainedModel
+from .model import TrainedModel
+from .model_info import ModelInfo
 from .normalization import intensity_ranges, normalize
 from .zarr_io import geometry_attrs, import_zarr
 
@@ -41,7 +43,10 @@ def predict_to_zarr(
     affine: np.ndarray | None = None,
     progress: ProgressCallback | None = None,
 ):
-    """Predict ``image`` into a new zarr group at ``out`` (replacing one there); returns the group.
+    """Predict ``image`` into a new zarr group at ``out``; returns it, opened read-only.
+
+    The group is written under a temporary name beside ``out`` and renamed when complete (replacing a group
+    there only then; callers refuse existing outputs they should not replace).
 
     ``image``: any array-like with ``shape``, ``dtype`` and NumPy slicing (zarr array, memory map, dask, NumPy),
     spatial shape ``S`` plus an optional channel axis; only one block of it is in memory at a time. The group holds
@@ -63,16 +68,17 @@ def predict_to_zarr(
     if info.spatial_dims == 2 and len(spatial) == 3:
         axis = info.slice_axis if info.slice_axis is not None else 0
         slabs = _slabs(spatial, axis, block or _default_slab(spatial, axis, batch_size))
-        plan, units = [(s, s) for s in slabs], [s[axis].stop - s[axis].start for s in slabs]
+        plan = [(_with_neighbours(s, axis, info.network.context, spatial[axis]), s) for s in slabs]
+        units = [s[axis].stop - s[axis].start for s in slabs]
         chunks = tuple(slabs[0][axis].stop if a == axis else min(n, CHUNK_EDGE) for a, n in enumerate(spatial))
     else:
         edge = block or BLOCK_EDGE[len(spatial)]
         plan, units = _blocks(spatial, edge, tile, overlap), None
         chunks = tuple(min(n, edge) for n in spatial)
     attrs = {**geometry_attrs(spacing, affine), "class_names": list(info.class_names)}
-    group = _create_group(out, spatial, chunks, uncertainty, attrs)
-    total, done = (sum(units), 0) if units else (len(plan), 0)
-    with on_device(model, device) as (network, dev):
+    with atomic_path(out) as store, on_device(model.network, info, device) as (network, dev):
+        group = _create_group(store, spatial, chunks, uncertainty, attrs)
+        total, done = (sum(units), 0) if units else (len(plan), 0)
         for n, (read, write) in enumerate(plan):
             step = units[n] if units else 1
 
@@ -82,6 +88,7 @@ def predict_to_zarr(
 
             region = np.asarray(image[_with_channel(read, channel_axis, len(image.shape))])
             volume = normalize(as_channels_first(region, channel_axis), info.normalization, ranges)
+            halo = (0, 0) if units is None else _halo(read, write, axis)
             result = predict_normalized(
                 network,
                 volume,
@@ -92,13 +99,16 @@ def predict_to_zarr(
                 device=dev,
                 probabilities=False,
                 progress=report,
+                halo=halo,
             )
+            if units is not None:  # the neighbour slices were not predicted
+                read = tuple(w if a == axis else r for a, (r, w) in enumerate(zip(read, write, strict=True)))
             inside = tuple(slice(w.start - r.start, w.stop - r.start) for r, w in zip(read, write, strict=True))
             group["labels"][write] = result.labels[inside]
             if uncertainty:
                 group["uncertainty"][write] = result.uncertainty[inside]
             done += step
-    return group
+    return import_zarr().open_group(store=str(out), mode="r")
 
 
 def _check(image, channel_axis: int | None, info: ModelInfo) -> tuple[int, ...]:
@@ -130,6 +140,18 @@ def _slabs(spatial: tuple[int, ...], axis: int, size: int) -> list[Region]:
         tuple(slice(start, min(start + size, n)) if a == axis else slice(0, n) for a, n in enumerate(spatial))
         for start in range(0, spatial[axis], size)
     ]
+
+
+def _with_neighbours(slab: Region, axis: int, context: int, size: int) -> Region:
+    """``slab`` with ``context`` more slices on each side along ``axis`` (within the volume): what it reads."""
+    ends = slab[axis]
+    grown = slice(max(0, ends.start - context), min(size, ends.stop + context))
+    return tuple(grown if a == axis else s for a, s in enumerate(slab))
+
+
+def _halo(read: Region, write: Region, axis: int) -> tuple[int, int]:
+    """Neighbour-only slices before and after the written ones, along ``axis``."""
+    return write[axis].start - read[axis].start, read[axis].stop - write[axis].stop
 
 
 def _blocks(spatial: tuple[int, ...], edge: int, tile: int, overlap: float) -> list[tuple[Region, Region]]:

@@ -16,6 +16,8 @@ GROUPS = 4
 class NetworkConfig:
     """U-Net shape: ``features`` are the encoder widths from the finest to the bottleneck level.
 
+    ``context``: neighbouring slices on each side that a 2D network on a volume takes as extra input channels
+    (edge slices repeated at the ends); 0 for 2D images, 3D networks and models written before it existed.
     ``norm``: ``batch`` (fixed statistics at inference, folded into the convolutions: fastest, and a tile's
     prediction does not depend on the tile's contents), ``group`` (GroupNorm with :data:`GROUPS` groups: statistics
     of each crop or tile, none learnt from the training batches) or ``instance``.
@@ -24,6 +26,8 @@ class NetworkConfig:
     features: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.0
     norm: str = "batch"  # one of NORMS
+    #: a 2D network on a volume also sees this many neighbouring slices on each side, as extra input channels
+    context: int = 1
 
     @property
     def min_size(self) -> int:
@@ -35,11 +39,15 @@ class NetworkConfig:
 class NormalizationConfig:
     """Intensity normalisation.
 
-    ``percentile``: per image and channel, map the ``low``/``high`` percentiles to 0/1 (robust to outliers).
-    ``window``: fixed intensity window ``[window_min, window_max]`` to 0/1 (CT in Hounsfield units).
+    ``auto`` (the default) becomes ``ct`` for images that look like CT in Hounsfield units (integers, with air at
+    about -1000 as a large share of the voxels) and ``percentile`` otherwise; the resolved mode is what a model
+    stores. ``percentile``: per image and channel, map the ``low``/``high`` percentiles to 0/1 (robust to outliers).
+    ``ct``: the same percentiles, taken over the voxels above -500 HU only (the body, as nnU-Net's CT scheme takes
+    the foreground), so that air does not squeeze soft tissue into a narrow band. ``window``: the fixed window
+    ``[window_min, window_max]`` to 0/1.
     """
 
-    mode: Literal["percentile", "window"] = "percentile"
+    mode: Literal["auto", "percentile", "ct", "window"] = "auto"
     low: float = 1.0
     high: float = 99.0
     window_min: float | None = None
@@ -47,11 +55,57 @@ class NormalizationConfig:
 
 
 @dataclass
+class HoldoutConfig:
+    """The share of the painting kept out of training to estimate accuracy, stop, and pick the weights returned.
+
+    ``fraction`` of each class's painted voxels (0 disables), taken as whole ``block`` x ``block`` squares of the
+    painted slices (cubes for 3D networks) so that held-out voxels are not the direct neighbours of trained ones.
+    Held-out Dice is measured every ``every`` of the budget; from ``earliest`` of the budget on, training stops
+    once it has not risen by ``min_delta`` for ``patience`` of the budget, and the best weights seen are returned.
+    """
+
+    fraction: float = 0.15
+    block: int = 16
+    every: float = 0.05
+    patience: float = 0.3
+    min_delta: float = 0.002
+    earliest: float = 0.5
+
+
+@dataclass
+class AugmentationConfig:
+    """Random changes of each training crop, drawn per crop on the training device (labels follow the geometry).
+
+    Spatial: in-plane rotation up to ``rotation`` degrees, isotropic scaling in ``scale``, a smooth elastic
+    displacement of up to ``elastic`` pixels, mirroring along ``mirror_axes`` (none by default: left/right classes
+    such as a left and a right putamen would be swapped). Intensity: brightness, contrast, gamma, Gaussian noise,
+    Gaussian blur and simulated low resolution, each with probability ``probability``. ``enabled`` False turns
+    everything off.
+    """
+
+    enabled: bool = True
+    rotation: float = 15.0
+    scale: tuple[float, float] = (0.85, 1.2)
+    elastic: float = 2.0
+    mirror_axes: tuple[int, ...] = ()
+    probability: float = 0.3
+
+
+@dataclass
 class TrainConfig:
-    """Everything that decides a training run. Defaults train a useful model on a laptop CPU."""
+    """Everything that decides a training run. Defaults train a useful model on a laptop CPU in about a minute.
+
+    The run ends at whichever comes first: ``time_budget`` seconds, ``iterations`` steps (None: no limit), or the
+    held-out painting no longer improving (:class:`HoldoutConfig`). Time budgets are not bit-reproducible (how far
+    a run gets depends on the machine); for reproducible runs give ``iterations`` and ``time_budget=None``.
+    ``sampling_balance``: the share of labelled crops centred on a painted voxel of a class drawn uniformly (rare
+    classes seen often); the others are centred on a painted voxel drawn uniformly (classes seen as often as
+    painted, which keeps a rare class from being over-predicted).
+    """
 
     method: str = "supervised"
-    iterations: int = 300
+    iterations: int | None = None
+    time_budget: float | None = 60.0
     batch_size: int = 4
     patch_size: int | None = None  # None: 64 for 2D training, 48 for 3D patches
     dims: Dims = "auto"  # "2d": slice-wise (2D images, or 3D volumes along slice_axis); "3d": 3D patches
@@ -64,8 +118,11 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network for the training steps (needs a C++ compiler on CPUs)
     preview_every: int = 25
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
+    sampling_balance: float = 0.5
     network: NetworkConfig = field(default_factory=NetworkConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,9 +138,21 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
         if "network" in values:
-            net = dict(values["network"])
-            net["features"] = tuple(net.get("features", NetworkConfig.features))
-            values["network"] = NetworkConfig(**net)
-        if "normalization" in values:
-            values["normalization"] = NormalizationConfig(**values["normalization"])
+            values["network"] = network_from_dict(values["network"], NetworkConfig.context)
+        if "augmentation" in values:
+            aug = dict(values["augmentation"])
+            aug["scale"] = tuple(aug.get("scale", AugmentationConfig.scale))
+            aug["mirror_axes"] = tuple(aug.get("mirror_axes", ()))
+            values["augmentation"] = AugmentationConfig(**aug)
+        for name, kind in (("normalization", NormalizationConfig), ("holdout", HoldoutConfig)):
+            if name in values:
+                values[name] = kind(**values[name])
         return cls(**values)
+
+
+def network_from_dict(values: dict[str, Any], context: int = 0) -> NetworkConfig:
+    """A :class:`NetworkConfig` from its JSON form; ``context`` where the dict has none (0 in model files written
+    before the option existed)."""
+    net = {"context": context, **values}
+    net["features"] = tuple(net.get("features", NetworkConfig.features))
+    return NetworkConfig(**net)

@@ -9,6 +9,8 @@ import numpy as np
 from .errors import InputError
 
 MAX_CLASSES = 255
+#: The longest axis taken for channels without being told (RGB(A) pictures, a few fluorescence channels).
+MAX_GUESSED_CHANNELS = 4
 
 
 @dataclass
@@ -29,6 +31,10 @@ class SegmentationData:
     spacing: tuple[float, ...] | None = None
     channel_axis: int | None = None
     _checked: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.channel_axis is None and hasattr(self.image, "shape") and hasattr(self.labels, "shape"):
+            self.channel_axis = channel_axis_for(tuple(self.image.shape), tuple(self.labels.shape))
 
     @property
     def channels_first(self) -> np.ndarray:
@@ -63,9 +69,12 @@ class SegmentationData:
         check_image(self.image, self.channel_axis)
         labels = self.labels
         if labels.shape != spatial_shape_of(self.image, self.channel_axis):
+            hint = "paint on a labels layer of the image's shape"
+            if self.channel_axis is not None:
+                hint += f", or check the channel axis ({self.channel_axis} was used)"
             raise InputError(
                 f"The labels have shape {labels.shape} but the image's spatial shape is "
-                f"{spatial_shape_of(self.image, self.channel_axis)}; paint on a labels layer of the image's shape."
+                f"{spatial_shape_of(self.image, self.channel_axis)}; {hint}."
             )
         check_label_values(labels, self.class_names)
         if require_paint:
@@ -120,6 +129,24 @@ def check_painted_classes(painted: np.ndarray) -> None:
 def default_class_names(k: int) -> list[str]:
     """Names for K unnamed classes: background, class 2, ..., class K."""
     return ["background"] + [f"class {c}" for c in range(2, k + 1)]
+
+
+def channel_axis_for(image_shape: tuple[int, ...], spatial: tuple[int, ...] | None, channels: int = 0) -> int | None:
+    """The channel axis of an image of ``image_shape``, found without being told, or None.
+
+    With ``spatial`` (the labels' shape): the axis whose removal leaves ``spatial``, at most
+    :data:`MAX_GUESSED_CHANNELS` long (a colour picture ``(H, W, 3)`` with ``(H, W)`` labels gets -1). Without it:
+    an axis of length ``channels`` (what a model expects; needs ``channels > 1``). Among several candidates the
+    last axis wins; None leaves any mismatch to the shape checks, whose messages name the channel axis.
+    """
+    if spatial is not None:
+        if len(image_shape) != len(spatial) + 1:
+            return None
+        fits = [image_shape[:a] + image_shape[a + 1 :] == tuple(spatial) for a in range(len(image_shape))]
+        axes = [a for a, fit in enumerate(fits) if fit and image_shape[a] <= MAX_GUESSED_CHANNELS]
+    else:
+        axes = [a for a, n in enumerate(image_shape) if channels > 1 and n == channels]
+    return None if not axes else axes[-1] - len(image_shape)
 
 
 def spatial_shape_of(image: np.ndarray, channel_axis: int | None) -> tuple[int, ...]:

@@ -109,3 +109,12 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([float(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def from_rank0(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (e.g. the share of a time budget used, which each rank measures apart)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([float(value)], device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())

@@ -31,6 +31,8 @@ class TrainingEvent:
                 value = {"shape": list(value.shape), "dtype": str(value.dtype)}
             elif isinstance(value, Mapping):
                 value = dict(value)
+            elif isinstance(value, TrainingEvent):
+                value = json.loads(value.to_json())
             out[f.name] = value
         return json.dumps(out, default=str)
 
@@ -42,12 +44,15 @@ class Started(TrainingEvent):
     device: str
     n_parameters: int
     method: str
-    iterations: int
+    iterations: int | None  # the iteration limit (None: the time budget alone)
     dims: str
     slice_axis: int | None
     patch_size: tuple[int, ...]
     batch_size: int
     warm_start: str  # "none", "full" or "partial (new classes)"
+    time_budget: float | None = None  # seconds
+    held_out_voxels: int = 0  # painted voxels kept out of training for the accuracy estimate
+    normalization: str = ""  # the intensity normalisation used ("percentile", "ct" or "window")
     kind: str = field(init=False, default="started")
 
 
@@ -101,15 +106,37 @@ class LossValues(Mapping[str, float]):
 
 @dataclass
 class Step(TrainingEvent):
-    """One optimisation step. ``losses`` holds every loss term and ``total``, read lazily (:class:`LossValues`)."""
+    """One optimisation step. ``losses`` holds every loss term and ``total``, read lazily (:class:`LossValues`).
+
+    ``progress``: share of the budget used (time or iterations, whichever is further), in [0, 1].
+    """
 
     iteration: int  # 1-based
-    iterations: int
+    iterations: int | None  # the iteration limit, or None under a time budget alone
     losses: Mapping[str, float]
     learning_rate: float
     iterations_per_second: float
     batch_size: int
+    progress: float = 0.0
+    seconds: float = 0.0
     kind: str = field(init=False, default="step")
+
+
+@dataclass
+class Estimate(TrainingEvent):
+    """Dice of the current weights on the held-out share of the painting: an accuracy estimate without ground truth.
+
+    ``dice``: class name -> Dice over that class's held-out voxels (classes with none held out are missing);
+    ``mean``: the mean over foreground classes (all classes when only background is held out), NaN if nothing is
+    held out; ``best``: whether these are the best weights so far (the ones a finished run returns).
+    """
+
+    iteration: int
+    seconds: float
+    dice: dict[str, float]
+    mean: float
+    best: bool
+    kind: str = field(init=False, default="estimate")
 
 
 @dataclass
@@ -138,13 +165,17 @@ class Checkpoint(TrainingEvent):
 
 @dataclass
 class Finished(TrainingEvent):
-    """Training ended (all iterations, or cancelled); ``model`` holds the last weights."""
+    """Training ended (also after a cancel); ``model`` holds the weights with the best held-out Dice (the last
+    ones when nothing is held out). ``stop_reason``: ``"time budget"``, ``"iterations"``, ``"no longer improving"`` or
+    ``"cancelled"``; ``estimate``: the held-out Dice of the returned weights (see :class:`Estimate`), or None."""
 
     iteration: int
     cancelled: bool
     seconds: float
     model: TrainedModel
     summary: dict[str, Any]
+    stop_reason: str = ""
+    estimate: Estimate | None = None
     kind: str = field(init=False, default="finished")
 
 

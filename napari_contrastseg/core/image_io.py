@@ -1,6 +1,7 @@
-"""Reading and writing images and label arrays: TIFF, NIfTI (geometry kept), NumPy ``.npy`` and zarr.
+"""Reading and writing images and label arrays: TIFF, NIfTI and NRRD (geometry kept), PNG / JPEG, ``.npy``, zarr.
 
 Lazily read (``lazy=True``), zarr stays on disk and big TIFFs are memory-mapped, for out-of-core prediction.
+Every file is written under a temporary name and renamed when complete (:func:`.files.atomic_path`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FileFormatError
+from .files import atomic_path
 
-SUFFIXES = (".tif", ".tiff", ".nii", ".nii.gz", ".npy", ".zarr")
+SUFFIXES = (".tif", ".tiff", ".nii", ".nii.gz", ".nrrd", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
+#: Formats read with imageio: 2D pictures, colour ones as (H, W, 3 or 4).
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: NRRD spaces whose first two world axes point the other way than RAS (affines here are voxel -> RAS).
+LPS_SPACES = ("left-posterior-superior", "LPS")
 
 
 @dataclass
@@ -26,7 +32,7 @@ class ImageFile:
     array: np.ndarray
     affine: np.ndarray | None = None
     spacing: tuple[float, ...] | None = None
-    header: object | None = None  # NIfTI header, reused when writing results on the same grid
+    header: object | None = None  # NIfTI header or NRRD header dict, reused when writing results on the same grid
 
 
 def image_suffix(path: str | Path) -> str:
@@ -64,6 +70,12 @@ def read_image(path: str | Path, lazy: bool = False) -> ImageFile:
             array = np.asanyarray(img.dataobj)
             zooms = tuple(float(z) for z in img.header.get_zooms()[: min(3, array.ndim)])
             return ImageFile(array, np.asarray(img.affine, dtype=float), zooms, img.header)
+        if suffix == ".nrrd":
+            return _read_nrrd(path)
+        if suffix in PICTURE_SUFFIXES:
+            import imageio.v3 as iio
+
+            return ImageFile(np.asarray(iio.imread(path)))
         if suffix == ".npy":
             return ImageFile(np.load(path, allow_pickle=False, mmap_mode="r" if lazy else None))
         import tifffile
@@ -76,21 +88,40 @@ def read_image(path: str | Path, lazy: bool = False) -> ImageFile:
 
 
 def write_image(path: str | Path, array: np.ndarray, like: ImageFile | None = None) -> Path:
-    """Write ``array`` to ``path`` in the format its suffix names; NIfTI output reuses ``like``'s geometry."""
+    """Write ``array`` to ``path`` in the format its suffix names; NIfTI and NRRD output reuse ``like``'s geometry.
+
+    The file appears under its name only once complete; whether an existing file may be replaced is the caller's
+    decision (:func:`.files.check_output`). JPEG is refused (lossy: label values would change); PNG takes 2D arrays.
+    """
     path = Path(path)
     suffix = image_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in (".jpg", ".jpeg"):
+        raise FileFormatError(f"{path}: JPEG is lossy and would change the values; write .png or .tif instead.")
+    with atomic_path(path) as tmp:
+        _write(tmp, suffix, array, like)
+    return path
+
+
+def _write(path: Path, suffix: str, array: np.ndarray, like: ImageFile | None) -> None:
     if suffix in (".nii", ".nii.gz"):
         import nibabel as nib
 
         affine = like.affine if like is not None and like.affine is not None else _spacing_affine(like)
         img = nib.Nifti1Image(array, affine)
-        if like is not None and like.header is not None:
+        if like is not None and like.header is not None and hasattr(like.header, "get_qform"):
             img.header.set_qform(*like.header.get_qform(coded=True))
             img.header.set_sform(*like.header.get_sform(coded=True))
         img.header.set_data_dtype(array.dtype)
         img.header.set_slope_inter(1, 0)
         nib.save(img, path)
+    elif suffix == ".nrrd":
+        _write_nrrd(path, array, like)
+    elif suffix == ".png":
+        import imageio.v3 as iio
+
+        if array.ndim != 2 or array.dtype not in (np.uint8, np.uint16):
+            raise FileFormatError(f"{path}: PNG holds 2D 8- or 16-bit images; write .tif for this {array.dtype} array.")
+        iio.imwrite(path, array, extension=".png")
     elif suffix == ".npy":
         np.save(path, array, allow_pickle=False)
     elif suffix == ".zarr":
@@ -101,7 +132,39 @@ def write_image(path: str | Path, array: np.ndarray, like: ImageFile | None = No
         import tifffile
 
         tifffile.imwrite(path, array, compression="zlib")
-    return path
+
+
+def _read_nrrd(path: Path) -> ImageFile:
+    """An NRRD file in index order x, y, z (as NIfTI reads), its voxel size and voxel -> RAS affine."""
+    import nrrd
+
+    array, header = nrrd.read(str(path))
+    directions = header.get("space directions")
+    affine = spacing = None
+    if directions is not None:
+        rows = [np.asarray(d, dtype=float) for d in directions if d is not None and np.all(np.isfinite(d))]
+        if len(rows) == 3 and array.ndim >= 3:
+            matrix = np.stack(rows, axis=1)  # columns: world step of each voxel axis
+            origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
+            affine = np.eye(4)
+            affine[:3, :3], affine[:3, 3] = matrix, origin
+            if header.get("space") in LPS_SPACES:
+                affine[:2] *= -1
+            spacing = tuple(float(np.linalg.norm(r)) for r in rows)
+    return ImageFile(array, affine, spacing, header)
+
+
+def _write_nrrd(path: Path, array: np.ndarray, like: ImageFile | None) -> None:
+    """NRRD on ``like``'s grid: its space, directions and origin (or the spacing alone)."""
+    import nrrd
+
+    header: dict = {}
+    source = like.header if like is not None and isinstance(like.header, dict) else None
+    if source is not None and array.ndim == 3 and source.get("space directions") is not None:
+        header = {k: source[k] for k in ("space", "space directions", "space origin") if k in source}
+    elif like is not None and like.spacing is not None and array.ndim == len(like.spacing):
+        header = {"spacings": list(like.spacing)}
+    nrrd.write(str(path), np.ascontiguousarray(array), header, compression_level=1)
 
 
 def _tiff_memmap(path: Path):

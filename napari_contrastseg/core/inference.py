@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from .data import as_channels_first, check_image, spatial_shape_of
+from .data import as_channels_first, channel_axis_for, check_image, spatial_shape_of
 from .device import autocast, release_memory, select_device
 from .errors import InputError
-from .model import ModelInfo, TrainedModel
+from .model_info import ModelInfo
 from .network import channels_last, fold_batch_norm
 from .normalization import normalize
 
@@ -32,7 +32,8 @@ class Prediction:
 
 
 def predict(
-    model: TrainedModel,
+    network: torch.nn.Module,
+    info: ModelInfo,
     image: np.ndarray,
     channel_axis: int | None = None,
     *,
@@ -43,17 +44,20 @@ def predict(
     probabilities: bool = True,
     progress: ProgressCallback | None = None,
 ) -> Prediction:
-    """Predict every voxel of ``image`` (spatial shape ``S``, optional channel axis).
+    """Predict every voxel of ``image`` (spatial shape ``S``, optional channel axis) with ``network`` and its
+    metadata ``info`` (a :class:`~.model.TrainedModel`'s parts; ``TrainedModel.predict`` calls this).
 
     A 2D network predicts a 3D volume slice by slice along the axis it was trained on (axis 0 for a network
-    trained on 2D images); ``batch_size`` slices (2D) or tiles (3D) go through the network at once.
+    trained on 2D images), each slice with its ``info.network.context`` neighbours on either side as extra
+    channels; ``batch_size`` slices (2D) or tiles (3D) go through the network at once.
     ``tile_size`` defaults to the training crop size; ``overlap`` is the tiles' fractional overlap.
     """
+    if channel_axis is None and image.ndim == info.image_ndim + 1:
+        channel_axis = channel_axis_for(image.shape, None, info.in_channels)  # e.g. an RGB picture, channels last
     check_image(image, channel_axis)
-    info = model.info
     volume = normalize(as_channels_first(image, channel_axis), info.normalization)
     check_model_fits(info, spatial_shape_of(image, channel_axis), volume.shape[0])
-    with on_device(model, device) as (network, dev):
+    with on_device(network, info, device) as (network, dev):
         return predict_normalized(
             network,
             volume,
@@ -79,13 +83,15 @@ def check_model_fits(info: ModelInfo, spatial: tuple[int, ...], channels: int) -
 
 
 @contextmanager
-def on_device(model: TrainedModel, device: str | torch.device) -> Iterator[tuple[torch.nn.Module, torch.device]]:
-    """The model's network on ``device`` in eval mode; back on the CPU, accelerator cache freed, afterwards."""
+def on_device(
+    network: torch.nn.Module, info: ModelInfo, device: str | torch.device
+) -> Iterator[tuple[torch.nn.Module, torch.device]]:
+    """``network`` on ``device`` in eval mode; back on the CPU, accelerator cache freed, afterwards."""
     dev = torch.device(device) if isinstance(device, torch.device) else select_device(device)
     try:
-        yield model.network.to(dev, memory_format=channels_last(model.info.spatial_dims)).eval(), dev
+        yield network.to(dev, memory_format=channels_last(info.spatial_dims)).eval(), dev
     finally:
-        model.network.to("cpu")
+        network.to("cpu")
         release_memory(dev)
 
 
@@ -100,8 +106,13 @@ def predict_normalized(
     device: torch.device,
     probabilities: bool = True,
     progress: ProgressCallback | None = None,
+    halo: tuple[int, int] = (0, 0),
 ) -> Prediction:
-    """Predict a normalised ``(C, *S)`` array with ``network`` already on ``device`` and in eval mode."""
+    """Predict a normalised ``(C, *S)`` array with ``network`` already on ``device`` and in eval mode.
+
+    ``halo``: for a 2D network on a volume, how many slices at the start and at the end of the slice axis are
+    there only as neighbours of the others (out-of-core slabs): they are not predicted and not in the result.
+    """
     tile = tile_size or max(info.patch_size)
     m = info.network.min_size
     if tile < m or tile % m:
@@ -110,17 +121,47 @@ def predict_normalized(
     if info.spatial_dims == 2 and volume.ndim == 4:
         axis = info.slice_axis if info.slice_axis is not None else 0
         stack = np.moveaxis(volume, axis + 1, 0)  # (Z, C, H, W)
-        result = _predict_stack(network, stack, tile, overlap, batch_size, device, probabilities, progress, info)
+        inputs = SliceInputs(stack, info.network.context, halo)
+        result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info)
         return _move_axis_back(result, axis)
-    result = _predict_stack(network, volume[None], tile, overlap, batch_size, device, probabilities, progress, info)
+    inputs = SliceInputs(volume[None], info.network.context)  # 0 but for a 2D image under a volume's model
+    result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info)
     probs = None if result.probabilities is None else result.probabilities[:, 0]
     return Prediction(result.labels[0], result.uncertainty[0], probs)
 
 
-def _predict_stack(network, stack, tile, overlap, batch_size, dev, probabilities, progress, info) -> Prediction:
-    """Predict ``stack`` ``(N, C, *s)``: N 2D slices, or one image (N = 1); results keep the N axis."""
-    n, k = stack.shape[0], info.n_classes
-    spatial = stack.shape[2:]
+class SliceInputs:
+    """The network inputs of a stack ``(Z, C, *s)``: slice ``z`` with its ``context`` neighbours on each side as
+    channels ``(C * (2 context + 1), *s)``, neighbour-major (``z - context`` first), edge slices repeated.
+
+    ``halo`` slices at each end are neighbours only: ``len`` and indices count the other slices.
+    """
+
+    def __init__(self, stack: np.ndarray, context: int, halo: tuple[int, int] = (0, 0)) -> None:
+        self.stack, self.context, self.first = stack, context, halo[0]
+        self.count = stack.shape[0] - halo[0] - halo[1]
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.stack.shape[2:]
+
+    def batch(self, start: int, stop: int) -> np.ndarray:
+        """Inputs of slices ``start:stop`` (of the predicted ones): ``(stop - start, C', *s)``."""
+        z = np.arange(start, stop) + self.first
+        if not self.context:
+            return self.stack[z[0] : z[-1] + 1]
+        offsets = np.arange(-self.context, self.context + 1)
+        picked = self.stack[np.clip(z[:, None] + offsets, 0, self.stack.shape[0] - 1)]  # (n, 2k+1, C, *s)
+        return np.ascontiguousarray(picked.reshape(len(z), -1, *self.spatial))
+
+
+def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilities, progress, info) -> Prediction:
+    """Predict :class:`SliceInputs` of N 2D slices, or of one image (N = 1); results keep the N axis."""
+    n, k = len(inputs), info.n_classes
+    spatial = inputs.spatial
     labels = np.empty((n, *spatial), np.uint8)
     uncertainty = np.empty((n, *spatial), np.float32)
     probs = np.empty((k, n, *spatial), np.float32) if probabilities else None
@@ -129,7 +170,7 @@ def _predict_stack(network, stack, tile, overlap, batch_size, dev, probabilities
     roi = (tile,) * info.spatial_dims
     with torch.inference_mode(), autocast(dev, enabled=True):
         for start in range(0, n, chunk):
-            x = torch.from_numpy(stack[start : start + chunk]).to(dev)
+            x = torch.from_numpy(inputs.batch(start, min(start + chunk, n))).to(dev)
             logits = sliding_window_inference(
                 x,
                 roi,

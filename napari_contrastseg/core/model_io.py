@@ -1,4 +1,8 @@
-"""Model files: weights in safetensors, metadata as JSON in the same file's header. Loading never runs code."""
+"""The model file format: weights in safetensors, metadata as JSON in the same file's header.
+
+Reading never runs code: the header is parsed as JSON by hand and the tensors by safetensors. This module knows
+files, tensors and :class:`~.model_info.ModelInfo`; building a network from them is :func:`.model.load_model`'s job.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import ModelFileError
-from .model import FORMAT_VERSION, ModelInfo, TrainedModel
+from .files import atomic_path
+from .model_info import FORMAT_VERSION, ModelInfo
 
 METADATA_KEY = "contrastseg"
 CHECKSUM_KEY = "contrastseg_sha256"
@@ -22,17 +27,23 @@ ZIP_MAGIC = b"PK\x03\x04"  # torch.save since PyTorch 1.6
 PICKLE_STARTS = {b"\x80" + bytes([protocol]) for protocol in range(2, 6)}  # older torch.save: PROTO opcode
 
 
-def save_model(model: TrainedModel, path: str | Path) -> Path:
-    """Write ``model`` to ``path`` (``.safetensors`` appended if missing) and return the path written."""
+def model_path(path: str | Path) -> Path:
+    """``path`` with ``.safetensors`` appended if it has another suffix."""
     path = Path(path)
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
-    metadata = {METADATA_KEY: json.dumps(model.info.to_dict()), CHECKSUM_KEY: weights_checksum(tensors)}
-    tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)  # never leave a half-written model under the real name
+    return path if path.suffix == SUFFIX else path.with_name(path.name + SUFFIX)
+
+
+def write_model_file(state: dict[str, torch.Tensor], info: ModelInfo, path: str | Path) -> Path:
+    """Write weights ``state`` with ``info`` to ``path`` (see :func:`model_path`); returns the path written.
+
+    The file is written under a temporary name in the same folder and renamed when complete, so an interrupted
+    or concurrent write never leaves a half file where a good one was.
+    """
+    path = model_path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    metadata = {METADATA_KEY: json.dumps(info.to_dict()), CHECKSUM_KEY: weights_checksum(tensors)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
@@ -41,8 +52,8 @@ def read_model_info(path: str | Path) -> ModelInfo:
     return _parse_info(_read_header_metadata(Path(path)), Path(path))
 
 
-def load_model(path: str | Path) -> TrainedModel:
-    """Load a model file written by :func:`save_model`; any problem raises :class:`ModelFileError` naming it."""
+def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelInfo]:
+    """Weights and metadata of a model file, checksum verified; any problem raises :class:`ModelFileError`."""
     path = Path(path)
     metadata = _read_header_metadata(path)
     info = _parse_info(metadata, path)
@@ -53,12 +64,7 @@ def load_model(path: str | Path) -> TrainedModel:
         raise ModelFileError(f"{path} is damaged or truncated ({err}).") from err
     if metadata.get(CHECKSUM_KEY) != weights_checksum(tensors):
         raise ModelFileError(f"{path}: the weights do not match the checksum written with them; the file was altered.")
-    model = TrainedModel.build(info)
-    try:
-        model.network.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise ModelFileError(f"{path}: the weights do not fit the network its metadata describes ({err}).") from err
-    return model
+    return tensors, info
 
 
 def weights_checksum(tensors: dict[str, torch.Tensor]) -> str:

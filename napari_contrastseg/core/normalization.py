@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,6 +12,10 @@ from .data import as_channels_first, spatial_shape_of
 from .errors import InputError
 
 _MAX_SAMPLES = 2_000_000
+#: Hounsfield units below which a CT voxel is air (or lung): left out of the ``ct`` percentiles.
+AIR_HU = -500.0
+#: An image is taken for CT when at least this share of its voxels lies below :data:`AIR_HU`.
+CT_AIR_SHARE = 0.05
 #: voxels (all channels) read at once while the percentiles of a lazily read image are estimated
 _READ_VOXELS = 2**24
 
@@ -32,23 +37,41 @@ def normalize(image: np.ndarray, config: NormalizationConfig, ranges: Sequence[R
     return out
 
 
+def resolve_normalization(image, channel_axis: int | None, config: NormalizationConfig) -> NormalizationConfig:
+    """``config`` with ``auto`` replaced by ``ct`` (the image looks like CT in Hounsfield units: at least
+    :data:`CT_AIR_SHARE` of the voxels of its first channel below :data:`AIR_HU`, and its 99th percentile above 0)
+    or ``percentile`` (anything else: MRI, microscopy, photographs); other modes unchanged."""
+    if config.mode != "auto":
+        return config
+    values = _strided_samples(image, channel_axis)[0][0]
+    is_ct = np.mean(values < AIR_HU) >= CT_AIR_SHARE and np.percentile(values, 99) > 0
+    return replace(config, mode="ct" if is_ct else "percentile")
+
+
 def intensity_ranges(image, channel_axis: int | None, config: NormalizationConfig) -> list[Range]:
     """The intensities mapped to 0 and 1, per channel, of any array-like ``image`` (NumPy, memmap, zarr, dask).
 
-    Percentiles use every ``step``-th voxel of each channel in C order, ``step = max(1, voxels // 2e6)``, so at
-    most ~4 million samples; the image is read in slabs of about 16 M voxels along its first spatial axis, so a
-    lazily stored image is never loaded whole and gives exactly the values the whole array in memory would.
+    ``ct`` takes the percentiles over the voxels at or above :data:`AIR_HU` (the body); ``auto`` is resolved
+    first (:func:`resolve_normalization`). Percentiles use every ``step``-th voxel of each channel in C order,
+    ``step = max(1, voxels // 2e6)``, so at most ~4 million samples; the image is read in slabs of about 16 M
+    voxels along its first spatial axis, so a lazily stored image is never loaded whole and gives exactly the
+    values the whole array in memory would.
     """
     if config.mode == "window":
         if config.window_min is None or config.window_max is None or config.window_max <= config.window_min:
             raise InputError("A fixed intensity window needs window_min < window_max (e.g. -1000 and 1000 for CT).")
         n_channels = 1 if channel_axis is None else image.shape[channel_axis]
         return [(float(config.window_min), float(config.window_max))] * n_channels
-    if config.mode != "percentile":
-        raise InputError(f"Unknown normalisation {config.mode!r}; use 'percentile' or 'window'.")
+    if config.mode == "auto":
+        config = resolve_normalization(image, channel_axis, config)
+    if config.mode not in ("percentile", "ct"):
+        raise InputError(f"Unknown normalisation {config.mode!r}; use auto, percentile, ct or window.")
     samples, lows, highs = _strided_samples(image, channel_axis)
     ranges = []
     for values, full_low, full_high in zip(samples, lows, highs, strict=True):
+        if config.mode == "ct":
+            body = values[values >= AIR_HU]
+            values = body if body.size else values
         low, high = np.percentile(values, [config.low, config.high])
         if high <= low:  # mostly constant image: fall back to the full range
             low, high = full_low, full_high

@@ -12,12 +12,15 @@ class PatchSampler:
 
     2D training (2D images, or 3D volumes sliced along ``slice_axis``) yields 2D crops; 3D training yields 3D
     patches. Internally each image is a 3D stack ``(C, Z, Y, X)`` (a 2D image is a stack of one slice) padded to
-    at least the patch size, so one code path serves all cases.
+    at least the patch size, so one code path serves all cases. With ``context`` k, a 2D crop also holds the k
+    slices on each side as channels, ``(C * (2k + 1), H, W)`` neighbour-major with edge slices repeated, as
+    :class:`~.inference.SliceInputs` feeds the network at inference.
 
-    Labelled crops draw a class uniformly among the painted ones, then an image holding that class uniformly,
-    then one of its painted voxels of that class. Unlabelled crops draw an image with probability proportional
-    to its voxel count (images without any paint included), then a position uniformly. With one image the random
-    stream is the single-image one (no image draws), so seeded runs reproduce.
+    A labelled crop is centred (up to a random shift) on a painted voxel: with probability ``balance`` one of a
+    class drawn uniformly among the painted classes (in an image drawn uniformly among those holding it), else
+    one drawn uniformly among all painted voxels (classes as often as they are painted). Unlabelled crops draw an
+    image with probability proportional to its voxel count (images without any paint included), then a position
+    uniformly. With one image the random stream has no image draws, so seeded runs reproduce.
 
     Args:
         images: normalised float32 arrays ``(C, *S_i)``, all with the same C and the same number of axes.
@@ -25,6 +28,8 @@ class PatchSampler:
         patch_size: 2 values for 2D crops, 3 for 3D patches.
         slice_axis: spatial axis to slice 3D volumes along for 2D crops; None for 2D images and 3D patches.
         rng: numpy random generator (the trainer seeds it).
+        context: neighbouring slices on each side given as channels (2D crops only).
+        balance: share of class-balanced labelled crops, in [0, 1].
     """
 
     def __init__(
@@ -34,9 +39,13 @@ class PatchSampler:
         patch_size: tuple[int, ...],
         slice_axis: int | None,
         rng: np.random.Generator,
+        context: int = 0,
+        balance: float = 1.0,
     ) -> None:
         self.rng = rng
         self.flat_2d = len(patch_size) == 2
+        self.context = context if self.flat_2d else 0
+        self.balance = balance
         self.patch = (1, *patch_size) if self.flat_2d else tuple(patch_size)
         stacks = [self._as_stack(i, lab, slice_axis) for i, lab in zip(images, labels, strict=True)]
         self.images = [s[0] for s in stacks]
@@ -47,26 +56,57 @@ class PatchSampler:
         self.painted = {
             c: [(i, idx) for i, f in enumerate(flats) if (idx := np.flatnonzero(f == c)).size] for c in self.classes
         }
+        counts = np.array([sum(idx.size for _, idx in self.painted[c]) for c in self.classes], dtype=np.float64)
+        self.class_shares = counts / counts.sum() if counts.size else counts
         sizes = np.array([lab.size for lab in self.labels], dtype=np.float64)
         self.image_weights = sizes / sizes.sum()
 
     def _as_stack(self, image: np.ndarray, labels: np.ndarray, slice_axis: int | None) -> tuple[np.ndarray, np.ndarray]:
         if labels.ndim == 2:
-            image, labels = image[:, None], labels[None]
+            image = image[:, None]
         elif slice_axis is not None:
             image = np.moveaxis(image, slice_axis + 1, 1)
-            labels = np.moveaxis(labels, slice_axis, 0)
-        pads = [(0, max(0, p - s)) for p, s in zip(self.patch, labels.shape, strict=True)]
+        pads = self._pads(labels, slice_axis)
         if any(p[1] for p in pads):
-            image, labels = np.pad(image, [(0, 0), *pads], mode="edge"), np.pad(labels, pads)
-        return image, labels
+            image = np.pad(image, [(0, 0), *pads], mode="edge")
+        if self.context:  # neighbours of the first and last slices: the edge slices repeated
+            image = np.pad(image, [(0, 0), (self.context, self.context), (0, 0), (0, 0)], mode="edge")
+        return image, self.label_stack(labels, slice_axis)
+
+    def _pads(self, labels: np.ndarray, slice_axis: int | None) -> list[tuple[int, int]]:
+        shape = (1, *labels.shape) if labels.ndim == 2 else labels.shape
+        if labels.ndim == 3 and slice_axis is not None:
+            shape = np.moveaxis(np.empty(shape, bool), slice_axis, 0).shape
+        return [(0, max(0, p - s)) for p, s in zip(self.patch, shape, strict=True)]
+
+    def label_stack(self, labels: np.ndarray, slice_axis: int | None) -> np.ndarray:
+        """``labels`` ``S`` as this sampler's label stacks are laid out: ``(Z, Y, X)``, slice axis first, padded."""
+        pads = self._pads(labels, slice_axis)
+        if labels.ndim == 2:
+            labels = labels[None]
+        elif slice_axis is not None:
+            labels = np.moveaxis(labels, slice_axis, 0)
+        return np.pad(labels, pads) if any(p[1] for p in pads) else labels
+
+    def crops(self, picks: list[tuple[int, list[int]]]) -> np.ndarray:
+        """Image crops ``(n, C', *P)`` at ``(image index, start in the label stack)`` positions."""
+        return self._crop(picks, with_labels=False)[0]
 
     def labelled(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` crops containing painted voxels, classes drawn uniformly: images ``(n, C, *P)``, labels ``(n, *P)``."""
+        """``n`` crops containing painted voxels: images ``(n, C', *P)``, labels ``(n, *P)``."""
         picks = []
         for _ in range(n):
-            holders = self.painted[self.classes[self.rng.integers(len(self.classes))]]
-            i, voxels = holders[self.rng.integers(len(holders))] if len(holders) > 1 else holders[0]
+            balanced = self.balance >= 1 or self.rng.random() < self.balance
+            classes = len(self.classes)
+            k = self.rng.integers(classes) if balanced else self.rng.choice(classes, p=self.class_shares)
+            holders = self.painted[self.classes[k]]
+            if len(holders) == 1:
+                i, voxels = holders[0]
+            elif balanced:
+                i, voxels = holders[self.rng.integers(len(holders))]
+            else:
+                sizes = np.array([idx.size for _, idx in holders], dtype=np.float64)
+                i, voxels = holders[self.rng.choice(len(holders), p=sizes / sizes.sum())]
             shape = self.labels[i].shape
             voxel = np.unravel_index(self.rng.choice(voxels), shape)
             start = [
@@ -77,19 +117,22 @@ class PatchSampler:
         return self._crop(picks, with_labels=True)
 
     def unlabelled(self, n: int) -> np.ndarray:
-        """``n`` crops from anywhere: ``(n, C, *P)`` (painted or not; the methods ignore the labels)."""
+        """``n`` crops from anywhere: ``(n, C', *P)`` (painted or not; the methods ignore the labels)."""
         picks = []
         for _ in range(n):
             i = int(self.rng.choice(len(self.images), p=self.image_weights)) if len(self.images) > 1 else 0
             shape = self.labels[i].shape
             picks.append((i, [int(self.rng.integers(s - p + 1)) for p, s in zip(self.patch, shape, strict=True)]))
-        return self._crop(picks, with_labels=False)[0]
+        return self.crops(picks)
 
     def _crop(self, picks: list[tuple[int, list[int]]], with_labels: bool) -> tuple[np.ndarray, np.ndarray]:
         boxes = [(i, tuple(slice(s, s + p) for s, p in zip(start, self.patch, strict=True))) for i, start in picks]
-        images = np.stack([self.images[i][(slice(None), *box)] for i, box in boxes])
+        depth = 2 * self.context + self.patch[0]  # image slices per crop (padded: slice z + j is neighbour j - k)
+        images = np.stack(
+            [self.images[i][(slice(None), slice(box[0].start, box[0].start + depth), *box[1:])] for i, box in boxes]
+        )
         labels = np.stack([self.labels[i][box] for i, box in boxes]) if with_labels else np.empty(0)
-        if self.flat_2d:
-            images = images[:, :, 0]
+        if self.flat_2d:  # (n, C, depth, H, W) -> (n, depth * C, H, W), neighbour-major
+            images = images.transpose(0, 2, 1, 3, 4).reshape(len(boxes), -1, *images.shape[3:])
             labels = labels[:, 0] if with_labels else labels
-        return images, labels
+        return np.ascontiguousarray(images), labels

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .config import TrainConfig
 from .data import SegmentationData, default_class_names, painted_slice_axis, validate_collection
 from .errors import InputError
-from .model import ModelInfo, TrainedModel
+from .model import TrainedModel
+from .model_info import ModelInfo
 from .network import norm_layer
-from .normalization import normalize
+from .normalization import normalize, resolve_normalization
 
 DEFAULT_PATCH = {2: 64, 3: 48}  # 64 px: trains fast on a CPU and did better than 128 on the bundled colin27 crop
 
@@ -39,8 +40,14 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         items[0].validate()
     else:
         validate_collection(items)
-    if config.iterations < 1 or config.batch_size < 1:
+    if (config.iterations is not None and config.iterations < 1) or config.batch_size < 1:
         raise InputError("iterations and batch_size must be at least 1.")
+    if config.iterations is None and config.time_budget is None:
+        raise InputError("Give a time budget, a number of iterations, or both.")
+    if not 0 <= config.sampling_balance <= 1 or not 0 <= config.holdout.fraction < 1:
+        raise InputError("sampling_balance must lie in [0, 1] and the held-out fraction in [0, 1).")
+    if config.network.context < 0:
+        raise InputError(f"context must be 0 or more neighbouring slices, got {config.network.context}.")
     labels = [np.asarray(item.labels, dtype=np.int64) for item in items]
     ndim = labels[0].ndim
     dims = {"auto": "2d"}.get(config.dims, config.dims)
@@ -63,9 +70,12 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
     planes = [[s for a, s in enumerate(lab.shape) if a != slice_axis] for lab in labels]  # slice_axis None: all
     # no bigger than the largest image (smaller ones are padded), rounded up to a multiple of m
     patch = [max(min(size, -(-s // m) * m) for s in axis_sizes) for axis_sizes in zip(*planes, strict=True)]
-    images = [normalize(item.channels_first, config.normalization) for item in items]
-    named = next((item for item in items if item.class_names), items[0])
     first = items[0]
+    normalization = resolve_normalization(first.image, first.channel_axis, config.normalization)
+    images = [normalize(item.channels_first, normalization) for item in items]
+    named = next((item for item in items if item.class_names), items[0])
+    # neighbouring slices as channels only where there are neighbours: a 2D network sliding along a volume
+    network = replace(config.network, context=config.network.context if slice_axis is not None else 0)
     info = ModelInfo(
         class_names=named.names if named.class_names else default_class_names(max(item.n_classes for item in items)),
         in_channels=images[0].shape[0],
@@ -73,8 +83,8 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         image_ndim=ndim,
         slice_axis=slice_axis,
         patch_size=patch,
-        network=config.network,
-        normalization=config.normalization,
+        network=network,
+        normalization=normalization,
         method=config.method,
         method_options=dict(config.method_options),
         spacing=list(first.spacing) if first.spacing is not None else None,
@@ -95,9 +105,19 @@ def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:
         raise InputError(f"The current model takes {old.in_channels} channel(s), this image has {info.in_channels}.")
     if old.spatial_dims != info.spatial_dims or tuple(old.network.features) != tuple(info.network.features):
         raise InputError("The current model has a different network shape (2D/3D or widths); train a new one.")
+    if old.network.context != info.network.context:
+        raise InputError(
+            f"The current model sees {old.network.context} neighbouring slice(s) on each side and this run asks for "
+            f"{info.network.context}; keep {old.network.context} to continue from it, or train a new model."
+        )
     if old.network.norm != info.network.norm:
         raise InputError(
             f"The current model uses {old.network.norm} normalisation and this run asks for {info.network.norm}; "
             f"choose {old.network.norm} to continue from it, or train a new model."
+        )
+    if old.normalization.mode != info.normalization.mode:
+        raise InputError(
+            f"The current model normalises intensities as {old.normalization.mode!r} and this run as "
+            f"{info.normalization.mode!r}; use the model's normalisation to continue from it, or train a new model."
         )
     return "full" if old.n_classes == info.n_classes else "partial (new classes)"

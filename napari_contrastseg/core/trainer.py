@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,13 +14,17 @@ import numpy as np
 import torch
 
 from . import distributed
+from .augment import SpatialAugment, intensity_augment
+from .budget import Budget, Plateau, learning_rate_factor
 from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, TrainingError
-from .events import Checkpoint, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
+from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
+from .holdout import HeldOutSet, split_painting
 from .inference import predict_normalized
-from .methods import Batch, Method, create_method
+from .methods import Batch, create_method
+from .methods.schedule import seeded_generator
 from .model import TrainedModel
 from .network import UNet, channels_last
 from .sampling import PatchSampler
@@ -97,7 +100,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     info = plan.info
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    network = UNet(info.spatial_dims, info.in_channels, info.n_classes, info.network)
+    network = UNet(info.spatial_dims, info.network_channels, info.n_classes, info.network)
     warm = "none"
     if initial_model is not None:
         warm = check_warm_start(initial_model, info)
@@ -111,54 +114,60 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     distributed.broadcast_state(method)
     params = [p for m in (network, method) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    total = config.iterations
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / total))
-    )
     use_fp16 = config.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
     stepped = torch.compile(network) if config.compile else network  # shares the weights; previews use `network`
-    sampler = PatchSampler(plan.images, plan.labels, tuple(info.patch_size), info.slice_axis, rng)
+    train_labels, held = split_painting(plan.labels, config.holdout, info.slice_axis, info.spatial_dims, rng)
+    sampler = PatchSampler(plan.images, train_labels, tuple(info.patch_size), info.slice_axis, rng,
+                           info.network.context, config.sampling_balance)  # fmt: skip
+    held_out = HeldOutSet(sampler, held, config.holdout, info.slice_axis, info.spatial_dims, rng)
+    augment = SpatialAugment(config.augmentation, info.spatial_dims, seeded_generator())
+    plateau, best = Plateau(config.holdout), None
     batch_size = config.batch_size
     yield Started(
         describe_device(device),
         sum(p.numel() for p in network.parameters()),
         config.method,
-        total,
+        config.iterations,
         f"{info.spatial_dims}d",
         info.slice_axis,
         tuple(info.patch_size),
         batch_size,
         warm,
+        config.time_budget,
+        int(sum((h > 0).sum() for h in held)),
+        info.normalization.mode,
     )
-    start, iteration, cancelled, losses = time.perf_counter(), 0, False, {}
-    while iteration < total:
+    budget = Budget(config.iterations, config.time_budget, device)
+    iteration, reason, losses, progress = 0, "", {}, 0.0
+    while True:
         if distributed.any_rank(cancel is not None and cancel.is_set(), device):
-            cancelled = True
+            reason = "cancelled"
             break
-        batch = _sample(sampler, batch_size, method, device)
+        progress = budget.progress(iteration)
+        if progress >= 1:
+            reason = budget.exhausted_by(iteration)
+            break
+        batch = _sample(sampler, batch_size, method, augment, config.augmentation, device)
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * learning_rate_factor(progress)
         try:
-            losses = _step(stepped, method, optimizer, scaler, batch, iteration / total, config.amp, device)
+            losses = _step(stepped, method, optimizer, scaler, batch, progress, config.amp, device)
         except torch.OutOfMemoryError:
-            optimizer.zero_grad(set_to_none=True)
-            release_memory(device)
-            if distributed.is_distributed():
-                raise TrainingError(
-                    f"Out of GPU memory on rank {distributed.rank()} with {batch_size} crops per step: restart "
-                    "with a smaller batch size (ranks cannot shrink their batches one by one)."
-                ) from None
-            if batch_size == 1:
-                raise TrainingError(
-                    "Out of GPU memory even with one crop per step: use a smaller patch size, a smaller network, "
-                    "or the CPU."
-                ) from None
-            batch_size = max(1, batch_size // 2)
+            batch_size = _smaller_batch(optimizer, batch_size, device)
             continue
-        scheduler.step()
-        method.after_step(network, iteration / total)
+        method.after_step(network, progress)
         iteration += 1
-        elapsed = time.perf_counter() - start
-        yield Step(iteration, total, losses, scheduler.get_last_lr()[0], iteration / elapsed, batch_size)
+        elapsed = budget.elapsed
+        progress = budget.progress(iteration)
+        yield Step(iteration, config.iterations, losses, optimizer.param_groups[0]["lr"], iteration / elapsed,
+                   batch_size, progress, elapsed)  # fmt: skip
+        if len(held_out) and distributed.any_rank(plateau.due(progress, elapsed), device):
+            estimate, best = _estimate(network, held_out, plateau, info, iteration, budget, device, best)
+            yield estimate
+            if plateau.stalled(progress):
+                reason = "no longer improving"
+                break
         if preview is not None and config.preview_every and iteration % config.preview_every == 0:
             yield _preview(network, plan, preview, iteration, device)
         if (
@@ -167,24 +176,68 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
             and config.checkpoint_every
             and iteration % config.checkpoint_every == 0
         ):
-            snapshot = _snapshot(network, plan, config, iteration, time.perf_counter() - start, losses, device)
+            snapshot = _snapshot(network, plan, config, iteration, budget.elapsed, losses, device)
             yield Checkpoint(iteration, str(snapshot.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
-    seconds = time.perf_counter() - start
-    model = _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=cancelled)
+    final = None
+    if len(held_out) and iteration:
+        final, best = _estimate(network, held_out, plateau, info, iteration, budget, device, best)
+        yield final
+        if best is not None and best[1] is not final:
+            network.load_state_dict(best[0])
+    returned = best[1] if best is not None else final
+    seconds = budget.elapsed
+    model = _snapshot(network, plan, config, iteration, seconds, losses, device, reason, returned, held)
     del network, stepped, method, optimizer
     release_memory(device)
-    yield Finished(iteration, cancelled, seconds, model, model.info.training)
+    yield Finished(iteration, reason == "cancelled", seconds, model, model.info.training, reason, returned)
 
 
-def _sample(sampler: PatchSampler, batch_size: int, method: Method, device: torch.device) -> Batch:
-    """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank)."""
+def _smaller_batch(optimizer, batch_size: int, device: torch.device) -> int:
+    """After running out of GPU memory: half the batch, or a :class:`TrainingError` where that cannot help."""
+    optimizer.zero_grad(set_to_none=True)
+    release_memory(device)
+    if distributed.is_distributed():
+        raise TrainingError(
+            f"Out of GPU memory on rank {distributed.rank()} with {batch_size} crops per step: restart "
+            "with a smaller batch size (ranks cannot shrink their batches one by one)."
+        ) from None
+    if batch_size == 1:
+        raise TrainingError(
+            "Out of GPU memory even with one crop per step: use a smaller patch size, a smaller network, or the CPU."
+        ) from None
+    return max(1, batch_size // 2)
+
+
+def _estimate(network, held_out, plateau, info, iteration, budget, device, best):
+    """Score the held-out painting; returns the :class:`Estimate` and the best ``(state, estimate)`` so far."""
+    start = time.perf_counter()
+    scores = held_out.dice(network, device)
+    foreground = [d for c, d in scores.items() if c > 1]
+    mean = float(np.mean(foreground or list(scores.values()))) if scores else float("nan")
+    progress = budget.progress(iteration)
+    improved = plateau.update(mean, progress, budget.elapsed, time.perf_counter() - start)
+    dice = {info.class_names[c - 1]: d for c, d in scores.items()}
+    estimate = Estimate(iteration, round(budget.elapsed, 3), dice, mean, improved)
+    if improved:
+        best = ({k: v.detach().clone() for k, v in network.state_dict().items()}, estimate)
+    return estimate, best
+
+
+def _sample(sampler, batch_size, method, augment, config, device) -> Batch:
+    """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank),
+    spatially augmented (labels along) and, for the labelled crops, in intensity too."""
     world, mine = (
         distributed.world_size(),
         slice(distributed.rank() * batch_size, (distributed.rank() + 1) * batch_size),
     )
-    images, labels = (a[mine] for a in sampler.labelled(batch_size * world))
-    unlabelled = sampler.unlabelled(batch_size * world)[mine] if method.needs_unlabelled else None
-    return Batch(*(None if a is None else _to_device(a, device) for a in (images, labels, unlabelled)))
+    images, labels = (_to_device(a[mine], device) for a in sampler.labelled(batch_size * world))
+    images, labels = augment(images, labels)
+    if config.enabled:
+        images = intensity_augment(images, augment.generator, probability=config.probability)
+    unlabelled = None
+    if method.needs_unlabelled:
+        unlabelled = augment(_to_device(sampler.unlabelled(batch_size * world)[mine], device))[0]
+    return Batch(images, labels, unlabelled)
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -239,13 +292,17 @@ def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iterati
     return Preview(iteration, axis, index, labels, uncertainty)
 
 
-def _snapshot(network, plan, config, iteration, seconds, losses, device, cancelled=False) -> TrainedModel:
+def _snapshot(network, plan, config, iteration, seconds, losses, device, reason="", estimate=None, held=()):
     """A CPU copy of the current weights with the run's summary in its metadata."""
     counts = sum(np.bincount(lab.reshape(-1), minlength=plan.info.n_classes + 1)[1:] for lab in plan.labels)
     info = copy.deepcopy(plan.info)
     info.training = {
         "iterations": iteration,
-        "cancelled": cancelled,
+        "cancelled": reason == "cancelled",
+        "stop_reason": reason,
+        "estimated_dice": None if estimate is None else estimate.dice,
+        "estimated_mean_dice": None if estimate is None else estimate.mean,
+        "held_out_voxels": int(sum((h > 0).sum() for h in held)),
         "seconds": round(seconds, 2),
         "device": describe_device(device),
         "final_losses": dict(losses),

@@ -1,0 +1,163 @@
+"""A share of the painting kept out of training: an accuracy estimate that needs no ground truth.
+
+The held-out voxels are whole blocks of the painting (squares of the painted slices, cubes for 3D networks), so
+that they are not the direct neighbours of trained voxels; every class keeps at least half of its painting for
+training. :class:`HeldOutSet` scores a network on them: per class Dice over the held-out voxels.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .config import HoldoutConfig
+from .sampling import PatchSampler
+
+#: A class never loses more than this share of its painted voxels to the held-out set.
+MAX_SHARE = 0.5
+#: At most this many held-out blocks are scored (each in one crop centred on it), the rarest classes' first.
+MAX_BLOCKS = 48
+
+
+def block_ids(labels: np.ndarray, block: int, slice_axis: int | None, spatial_dims: int) -> np.ndarray:
+    """Block index of every voxel of ``labels`` ``S``: ``block``-sided squares of each slice along ``slice_axis``
+    (2D networks on volumes), squares of a 2D image, or cubes (3D networks)."""
+    sizes = [block] * labels.ndim
+    if labels.ndim == 3 and spatial_dims == 2 and slice_axis is not None:
+        sizes[slice_axis] = 1
+    grids = np.meshgrid(*[np.arange(n) // s for n, s in zip(labels.shape, sizes, strict=True)], indexing="ij")
+    shape = [-(-n // s) for n, s in zip(labels.shape, sizes, strict=True)]
+    return np.ravel_multi_index(tuple(grids), shape)
+
+
+def split_painting(
+    labels: Sequence[np.ndarray],
+    config: HoldoutConfig,
+    slice_axis: int | None,
+    spatial_dims: int,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(training labels, held-out labels)``: each painted voxel lands in exactly one of the two.
+
+    For each class, rarest first, blocks holding it are drawn at random until ``config.fraction`` of its painted
+    voxels are held out; a block that would take any class past :data:`MAX_SHARE` is skipped. Nothing is held
+    out when ``config.fraction`` is 0 or when no block can be taken.
+    """
+    train = [np.asarray(lab).copy() for lab in labels]
+    held = [np.zeros_like(lab) for lab in train]
+    if config.fraction <= 0:
+        return train, held
+    # one row per painted voxel: image, flat index, class, block (unique across images)
+    rows, offset = [], 0
+    for n, lab in enumerate(train):
+        flat = np.flatnonzero(lab.reshape(-1) > 0)
+        if flat.size:
+            ids = block_ids(lab, config.block, slice_axis, spatial_dims).reshape(-1)[flat]
+            rows.append((np.full(flat.size, n), flat, lab.reshape(-1)[flat], ids + offset))
+            offset += int(ids.max()) + 1
+    if not rows:
+        return train, held
+    image, flat, value, block = (np.concatenate(parts) for parts in zip(*rows, strict=True))
+    classes, totals = np.unique(value, return_counts=True)
+    taken = dict.fromkeys(classes.tolist(), 0)
+    chosen: set[int] = set()
+    per_block = {b: np.flatnonzero(block == b) for b in np.unique(block)}
+    for c in classes[np.argsort(totals)]:
+        target = config.fraction * totals[classes == c][0]
+        for b in rng.permutation(np.unique(block[value == c])):
+            if taken[c] >= target:
+                break
+            if b in chosen:
+                continue
+            counts = dict(zip(*np.unique(value[per_block[b]], return_counts=True), strict=True))
+            if any(taken[k] + m > MAX_SHARE * totals[classes == k][0] for k, m in counts.items()):
+                continue
+            chosen.add(int(b))
+            for k, m in counts.items():
+                taken[k] += int(m)
+    out = np.isin(block, list(chosen))
+    for n in range(len(train)):
+        mine = out & (image == n)
+        t, h = train[n].reshape(-1), held[n].reshape(-1)
+        h[flat[mine]] = t[flat[mine]]
+        t[flat[mine]] = 0
+    return train, held
+
+
+class HeldOutSet:
+    """Crops centred on held-out blocks (at most :data:`MAX_BLOCKS`), scored by per class Dice.
+
+    Each crop is scored on the held-out voxels of the block it is centred on, so every scored voxel is seen once,
+    with context around it. Blocks are taken in a round robin over classes, rarest first, so that a rare class is
+    scored even when a large one holds most blocks.
+
+    Args:
+        sampler: the training sampler (its padded image stacks give the crops, with their neighbour slices).
+        held: held-out labels ``S_i`` per image (0 elsewhere), as from :func:`split_painting`.
+        config, slice_axis, spatial_dims: as the split was made.
+        rng: draws which blocks are scored when there are more than :data:`MAX_BLOCKS`.
+    """
+
+    def __init__(self, sampler: PatchSampler, held: Sequence[np.ndarray], config: HoldoutConfig,
+                 slice_axis: int | None, spatial_dims: int, rng: np.random.Generator) -> None:  # fmt: skip
+        blocks = []  # (class to file the block under, image, voxel coordinates, their classes) in stack coordinates
+        for n, lab in enumerate(held):
+            stack = sampler.label_stack(lab, slice_axis)
+            where = np.argwhere(stack > 0)
+            if not where.size:
+                continue
+            ids = sampler.label_stack(block_ids(lab, config.block, slice_axis, spatial_dims), slice_axis)
+            ids = ids[tuple(where.T)]
+            values = stack[tuple(where.T)]
+            order = np.argsort(ids, kind="stable")
+            for part in np.split(order, np.flatnonzero(np.diff(ids[order])) + 1):
+                blocks.append((n, where[part], values[part]))
+        totals = np.bincount(np.concatenate([v for *_, v in blocks]), minlength=1) if blocks else np.zeros(1)
+        groups: dict[int, list] = {}
+        for k in rng.permutation(len(blocks)):
+            rarest = int(min(np.unique(blocks[k][2]), key=lambda c: totals[c]))
+            groups.setdefault(rarest, []).append(blocks[k])
+        ranked = [groups[c] for c in sorted(groups, key=lambda c: totals[c])]
+        queue = [b for turn in itertools.zip_longest(*ranked) for b in turn if b is not None][:MAX_BLOCKS]
+        picks, masks = [], []
+        for n, coords, values in queue:
+            shape = sampler.labels[n].shape
+            centre = (coords.min(0) + coords.max(0)) // 2
+            start = [int(np.clip(c - p // 2, 0, s - p)) for c, p, s in zip(centre, sampler.patch, shape, strict=True)]
+            mask = np.zeros(sampler.patch, np.int64)
+            local = coords - start
+            inside = ((local >= 0) & (local < sampler.patch)).all(1)  # a block larger than the crop: its middle
+            mask[tuple(local[inside].T)] = values[inside]
+            picks.append((n, start))
+            masks.append(mask[0] if sampler.flat_2d else mask)
+        self.images = sampler.crops(picks) if picks else None
+        self.labels = np.stack(masks) if masks else np.zeros((0,), np.int64)
+        self.classes = sorted(int(c) for c in np.unique(self.labels[self.labels > 0]))
+
+    def __len__(self) -> int:
+        return 0 if self.images is None else len(self.images)
+
+    @torch.no_grad()
+    def dice(self, network: torch.nn.Module, device: torch.device, batch_size: int = 8) -> dict[int, float]:
+        """Per class value: Dice of ``network``'s argmax over the held-out voxels (eval mode during the call)."""
+        if not len(self):
+            return {}
+        was_training = network.training
+        network.eval()
+        try:
+            predicted = []
+            for start in range(0, len(self), batch_size):
+                x = torch.from_numpy(self.images[start : start + batch_size]).to(device)
+                predicted.append((network(x).logits.float().argmax(1) + 1).cpu().numpy())
+        finally:
+            network.train(was_training)
+        pred, truth = np.concatenate(predicted), self.labels
+        scored = truth > 0
+        out = {}
+        for c in self.classes:
+            p, t = (pred == c) & scored, truth == c
+            out[c] = float(2 * (p & t).sum() / max(1, p.sum() + t.sum()))
+        return out

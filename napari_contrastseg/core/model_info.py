@@ -1,0 +1,54 @@
+"""A model's metadata: everything besides the weights that applying it to a new image needs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import __version__
+from .config import NetworkConfig, NormalizationConfig, network_from_dict
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    """Metadata stored beside the weights (JSON in the model file).
+
+    ``spatial_dims`` is the network's (2 or 3); ``slice_axis`` is the volume axis a 2D network slices 3D
+    images along (None for 2D images or 3D networks); ``patch_size`` is the training crop, used as the default
+    inference tile.
+    """
+
+    class_names: list[str]
+    in_channels: int
+    spatial_dims: int
+    image_ndim: int
+    slice_axis: int | None
+    patch_size: list[int]
+    network: NetworkConfig
+    normalization: NormalizationConfig
+    method: str
+    method_options: dict[str, Any] = field(default_factory=dict)
+    spacing: list[float] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    package_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def network_channels(self) -> int:
+        """Input channels of the network: the image's, times ``2 * context + 1`` slices for a 2D network on volumes."""
+        return self.in_channels * (2 * self.network.context + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelInfo:
+        values = dict(values)
+        network = network_from_dict(values.pop("network"))  # files from before ``context`` existed: 0
+        return cls(network=network, normalization=NormalizationConfig(**values.pop("normalization")), **values)
