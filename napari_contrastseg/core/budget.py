@@ -64,8 +64,8 @@ class Plateau:
     An evaluation is due every ``config.every`` of the budget, and never sooner than
     1 / :data:`VALIDATION_TIME_SHARE` times the last evaluation's duration. Training has stalled once
     ``config.patience`` of the budget has passed since the score last rose by ``config.min_delta``, at least
-    ``config.earliest`` of the budget and :data:`MIN_EVALUATIONS` evaluations are done, and some held-out voxel of a class is found (a score above 0: a
-    rare class the network has not found yet keeps training going).
+    ``config.earliest`` of the budget and :data:`MIN_EVALUATIONS` evaluations are done, and some held-out voxel
+    of a class is found (a score above 0: a rare class the network has not found yet keeps training going).
     """
 
     def __init__(self, config: HoldoutConfig) -> None:
