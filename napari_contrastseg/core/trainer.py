@@ -212,8 +212,8 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
     """Score the held-out painting; returns the :class:`Estimate` and the best ``(state, estimate)`` so far."""
     start = time.perf_counter()
     scores = held_out.dice(network, device)
-    foreground = [d for c, d in scores.items() if c > 1]
-    mean = float(np.mean(foreground or list(scores.values()))) if scores else float("nan")
+    foreground = [d for c, d in scores.items() if c > 1]  # the split holds out foreground whenever it holds out any
+    mean = float(np.mean(foreground)) if foreground else float("nan")
     progress = budget.progress(iteration)
     improved = plateau.update(mean, progress, budget.elapsed, time.perf_counter() - start)
     dice = {info.class_names[c - 1]: d for c, d in scores.items()}

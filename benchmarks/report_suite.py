@@ -1,0 +1,119 @@
+"""Tables (markdown) and a plot from the runs of suite.py: every task and painting, each method against the forest.
+
+Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--plot PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+FOREST = "rf-features"
+
+
+def _mean_sd(values: list[float]) -> str:
+    v = np.array([x for x in values if np.isfinite(x)])
+    return "-" if not v.size else f"{v.mean():.3f} ± {v.std():.3f}"
+
+
+def cells(runs: list[dict]) -> dict[tuple[str, str], dict[str, list[dict]]]:
+    """(dataset, painting) -> method -> runs."""
+    out: dict = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        out[(r["dataset"], r["paint"])][r["method"]].append(r)
+    return out
+
+
+def report(runs: list[dict], plot: Path | None = None) -> None:
+    table = cells(runs)
+    methods = sorted({r["method"] for r in runs}, key=lambda m: (m != FOREST, m))
+    print("\n| task | painting | " + " | ".join(methods) + " | train s (" + ", ".join(methods) + ") |")
+    print("|---|---|" + "---|" * len(methods) + "---|")
+    means: dict[str, list[float]] = defaultdict(list)
+    flooded = []
+    for (dataset, paint), by_method in sorted(table.items()):
+        row, secs = [], []
+        for m in methods:
+            rs = by_method.get(m, [])
+            row.append(_mean_sd([r["mean_dice"] for r in rs]) if rs else "")
+            secs.append(f"{np.mean([r['train_seconds'] for r in rs]):.0f}" if rs else "")
+            dice = [r["mean_dice"] for r in rs if np.isfinite(r["mean_dice"])]
+            if dice and all(np.isfinite(r["mean_dice"]) for r in by_method.get(FOREST, rs)):
+                means[m].append(float(np.mean(dice)))
+            flooded += [(dataset, paint, m, r["seed"], r["false_positive_voxels"]) for r in rs
+                        if r.get("false_positive_voxels")]  # fmt: skip
+        print(f"| {dataset} | {paint} | " + " | ".join(row) + f" | {', '.join(secs)} |")
+    print("\nMean over the tasks and paintings with a defined Dice for every method (" +
+          f"{min(len(v) for v in means.values()) if means else 0} cells):")  # fmt: skip
+    for m in methods:
+        print(f"- {m}: {np.mean(means[m]):.3f}" if means[m] else f"- {m}: -")
+    _estimate_correlation(runs)
+    if flooded:
+        print("\nNever-painted slices without any true voxel of a class: voxels predicted as that class there")
+        print("| task | painting | method | seed | predicted voxels (class: count) |\n|---|---|---|---|---|")
+        for dataset, paint, m, seed, fp in flooded:
+            print(f"| {dataset} | {paint} | {m} | {seed} | {', '.join(f'{c}: {n}' for c, n in fp.items())} |")
+    _balance(runs)
+    if plot is not None:
+        _plot(table, methods, plot)
+
+
+def _estimate_correlation(runs: list[dict]) -> None:
+    """Spearman's rank correlation of the held-out estimate with the true Dice, over network runs that have both."""
+    from scipy.stats import spearmanr
+
+    pairs = [(r["estimate"]["mean"], r["mean_dice"]) for r in runs if r.get("estimate")
+             and np.isfinite(r["estimate"]["mean"]) and np.isfinite(r["mean_dice"])]  # fmt: skip
+    if len(pairs) >= 3:
+        rho = spearmanr(*zip(*pairs, strict=True)).statistic
+        print(f"\nHeld-out estimate against true Dice: Spearman {rho:.3f} over {len(pairs)} runs")
+
+
+def _balance(runs: list[dict]) -> None:
+    """Whole-slice paintings: predicted / painted volume of each class on the painted slices."""
+    ratios = defaultdict(list)
+    for r in runs:
+        if r["paint"].startswith("slices") and r.get("painted_slice_volumes"):
+            for p, t in r["painted_slice_volumes"].values():
+                if t:
+                    ratios[(r["dataset"], r["method"])].append(p / t)
+    if ratios:
+        print("\nPredicted / painted volume per class on the painted slices (whole-slice paintings): min, max")
+        print("| task | method | min | max | share within ±20 % |\n|---|---|---|---|---|")
+        for (dataset, m), v in sorted(ratios.items()):
+            v = np.array(v)
+            print(f"| {dataset} | {m} | {v.min():.2f} | {v.max():.2f} | {np.mean(np.abs(v - 1) <= 0.2):.2f} |")
+
+
+def _plot(table, methods: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(table)
+    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(keys)), 4.5))
+    width = 0.8 / len(methods)
+    for k, m in enumerate(methods):
+        means = [np.nanmean([r["mean_dice"] for r in table[key].get(m, [])] or [np.nan]) for key in keys]
+        sds = [np.nanstd([r["mean_dice"] for r in table[key].get(m, [])] or [np.nan]) for key in keys]
+        ax.bar(np.arange(len(keys)) + k * width, means, width, yerr=sds, capsize=2, label=m)
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{d}\n{p}" for d, p in keys], rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel="mean Dice, never-painted slices", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\nplot: {path}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    report([r for p in args.runs for r in json.loads(p.read_text())], args.plot)

@@ -1,0 +1,48 @@
+"""The protocol's painting and scoring (shared/docs/benchmark-protocol.md), shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_contrastseg.core.metrics import dice_per_class, hd95_per_class
+from napari_contrastseg.samples.protocol import paint_scribbles, paint_slices, painted_slice_indices
+
+
+def paint(truth: np.ndarray, spec: str, seed: int, axis: int = -1) -> np.ndarray:
+    """``slices:N`` or ``scribbles:N`` along ``axis``, as the protocol defines them."""
+    kind, n = spec.split(":")
+    if kind not in ("slices", "scribbles"):
+        raise ValueError(f"painting must be slices:N or scribbles:N, not {spec!r}")
+    return paint_slices(truth, int(n), axis) if kind == "slices" else paint_scribbles(truth, int(n), axis, seed)
+
+
+def score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, spacing, with_hd95: bool) -> dict:
+    """Per foreground class: Dice over the ``mask`` voxels (and HD95); the mean over classes present there.
+
+    A class with no true voxel in ``mask`` has no Dice (NaN, left out of the mean); its predicted voxels there are
+    reported as ``false_positive_voxels`` instead, next to ``true_voxels`` and ``predicted_voxels`` of every class.
+    """
+    classes = list(range(2, int(truth.max()) + 1))
+    dice = dice_per_class(pred, truth, classes, mask)
+    present = [d for d in dice.values() if np.isfinite(d)]
+    out = {
+        "dice": {str(c): d for c, d in dice.items()},
+        "mean_dice": float(np.mean(present)) if present else float("nan"),
+        "true_voxels": {str(c): int(((truth == c) & mask).sum()) for c in classes},
+        "predicted_voxels": {str(c): int(((pred == c) & mask).sum()) for c in classes},
+    }
+    out["false_positive_voxels"] = {c: n for c, n in out["predicted_voxels"].items() if not out["true_voxels"][c]}
+    if with_hd95:
+        hd = hd95_per_class(pred, truth, classes, mask, spacing)
+        out["hd95"] = {str(c): h for c, h in hd.items()}
+        finite = [h for h in hd.values() if np.isfinite(h)]
+        out["mean_hd95"] = float(np.mean(finite)) if finite else float("nan")
+    return out
+
+
+def painted_slice_volumes(pred: np.ndarray, painted: np.ndarray, axis: int) -> dict[str, list[int]]:
+    """Per class: ``[predicted, painted]`` voxels on the painted slices (for whole-slice paintings: how far the
+    predicted volume of each class is from the painting, e.g. a rare class flooded or missed)."""
+    index = painted_slice_indices(painted, axis)
+    p, t = np.take(pred, index, axis=axis), np.take(painted, index, axis=axis)
+    return {str(c): [int((p == c).sum()), int((t == c).sum())] for c in range(2, int(painted.max()) + 1)}

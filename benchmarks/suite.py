@@ -1,0 +1,146 @@
+"""The development suite: every task and painting, the random forest against the network at its defaults.
+
+Tasks (benchmarks/datasets.py): colin27-deep, icbm-tissue, colin27-small, stardist-nuclei3d and three pyradiomics
+lesions; paintings slices:1, slices:3, scribbles:3 along each task's slice axis. A network run trains exactly as
+``contrastseg train IMAGE LABELS`` does with no options (TrainConfig() defaults: its time budget, held-out stop
+rule and augmentation), unless ``--set`` changes a field; scores count only never-painted slices.
+
+Example (what docs/benchmarks.md reports):
+    python benchmarks/suite.py --methods rf-features,default --seeds 0,1,2 --out docs/results/suite/default.json
+    python benchmarks/suite.py --methods default --label long --set time_budget=600 --seeds 0 --out ...
+Runs already in the output file are skipped, so an interrupted run resumes. Prints tables, writes a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import SUITE, Volume, load_dataset  # noqa: E402
+from rf_baseline import rf_segment  # noqa: E402
+from scoring import paint, painted_slice_volumes, score  # noqa: E402
+
+from napari_contrastseg.core.config import TrainConfig  # noqa: E402
+from napari_contrastseg.core.data import SegmentationData  # noqa: E402
+from napari_contrastseg.core.events import Estimate, Failed, Finished  # noqa: E402
+from napari_contrastseg.core.trainer import train  # noqa: E402
+from napari_contrastseg.samples.protocol import unpainted_mask  # noqa: E402
+
+PAINTINGS = "slices:1,slices:3,scribbles:3"
+#: method label -> the engine's method; "default" is what a user gets with no options
+METHODS = {"default": "supervised", "supervised": "supervised", "semicontrast": "semicontrast", "action": "action"}
+
+
+def with_settings(config: TrainConfig, settings: list[str]) -> TrainConfig:
+    """``config`` with ``key=value`` changes (JSON values; dotted keys reach nested configs, e.g. holdout.fraction)."""
+    for item in settings:
+        key, _, text = item.partition("=")
+        value = json.loads(text)
+        config = _set(config, key.split("."), value)
+    return config
+
+
+def _set(obj, path: list[str], value):
+    names = {f.name for f in fields(obj)}
+    if path[0] not in names:
+        raise SystemExit(f"unknown setting {path[0]!r} of {type(obj).__name__}; known: {sorted(names)}")
+    inner = getattr(obj, path[0])
+    if len(path) > 1:
+        value = _set(inner, path[1:], value)
+    elif isinstance(inner, tuple):
+        value = tuple(value)
+    return replace(obj, **{path[0]: value})
+
+
+def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=None) -> dict:
+    """Train on ``painted`` and predict (the whole volume, or what ``predict(model)`` returns); what the run did
+    (scores are added by the caller)."""
+    data = SegmentationData(vol.image, painted, vol.class_names, vol.spacing)
+    estimates: list[dict] = []
+    for event in train(data, config):
+        if isinstance(event, Estimate):
+            estimates.append({"iteration": event.iteration, "seconds": event.seconds, "mean": event.mean})
+        elif isinstance(event, Failed):
+            raise RuntimeError(event.message)
+        elif isinstance(event, Finished):
+            finished = event
+    start = time.perf_counter()
+    model = finished.model
+    pred = (
+        model.predict(vol.image, device=config.device, probabilities=False).labels
+        if predict is None
+        else predict(model)
+    )
+    estimate = finished.estimate
+    return {
+        "prediction": pred,
+        "train_seconds": finished.seconds,
+        "predict_seconds": time.perf_counter() - start,
+        "iterations": finished.iteration,
+        "stop_reason": finished.stop_reason,
+        "estimate": None if estimate is None else {"dice": estimate.dice, "mean": estimate.mean},
+        "estimates": estimates,
+    }
+
+
+def run_forest(vol: Volume, painted: np.ndarray, seed: int) -> dict:
+    start = time.perf_counter()
+    pred = rf_segment(vol.image, painted, axis=vol.slice_axis, seed=seed)
+    return {"prediction": pred, "train_seconds": time.perf_counter() - start, "predict_seconds": 0.0}
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", module="monai")  # empty-class HD95 notes; NaN is reported as such
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(SUITE))
+    parser.add_argument("--paint", default=PAINTINGS)
+    parser.add_argument("--methods", default="rf-features,default", help=f"rf-features or {', '.join(METHODS)}")
+    parser.add_argument("--label", help="name of the network runs in the results (default: the method)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig change (JSON)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("benchmark-results/suite.json"))
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(args.out.read_text()) if args.out.exists() else []
+    done = {(r["dataset"], r["paint"], r["method"], r["seed"]) for r in runs}
+    for name in args.datasets.split(","):
+        vol = load_dataset(name)
+        for spec in args.paint.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                painted = paint(vol.ground_truth, spec, seed, vol.slice_axis)
+                mask = unpainted_mask(painted, vol.slice_axis)
+                for method in args.methods.split(","):
+                    label = "rf-features" if method == "rf-features" else args.label or method
+                    if (name, spec, label, seed) in done:
+                        continue
+                    print(f"{name} {spec} seed {seed}: {label} ...", flush=True)
+                    if method == "rf-features":
+                        result = run_forest(vol, painted, seed)
+                    else:
+                        config = TrainConfig(method=METHODS[method], seed=seed, device=args.device)
+                        result = run_network(vol, painted, with_settings(config, args.set))
+                        result["settings"] = args.set
+                    pred = result.pop("prediction")
+                    result.update(score(pred, vol.ground_truth, mask, vol.spacing, True))
+                    result["painted_slice_volumes"] = painted_slice_volumes(pred, painted, vol.slice_axis)
+                    runs.append({"dataset": name, "paint": spec, "method": label, "seed": seed, **result})
+                    args.out.write_text(json.dumps(runs, indent=1))
+                    shown = result.get("estimate") or {}
+                    print(f"  mean Dice {result['mean_dice']:.3f} (estimate {shown.get('mean', float('nan')):.3f})"
+                          f" in {result['train_seconds']:.0f} s", flush=True)  # fmt: skip
+    from report_suite import report
+
+    report(runs, args.out.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
