@@ -145,8 +145,8 @@ def lag_in_thread(viewer, widget, meter: LagMeter, threads: int, seconds: float,
     from napari_contrastseg._napari.settings import TrainingSettings
     from napari_contrastseg._napari.workers.background import DEFAULT_NICE
 
-    widget.worker_nice = DEFAULT_NICE if nice is None else nice
-    widget.apply_settings(TrainingSettings(iterations=100_000, cpu_threads=threads, device="cpu"))
+    widget.training.extras.nice = DEFAULT_NICE if nice is None else nice
+    widget.apply_settings(TrainingSettings(iterations=100_000, time_budget=0, cpu_threads=threads, device="cpu"))
     steps: list = []
     slot = lambda e: steps.append(e) if e.kind == "step" else None  # noqa: E731
     widget.event_applied.connect(slot)
@@ -156,7 +156,7 @@ def lag_in_thread(viewer, widget, meter: LagMeter, threads: int, seconds: float,
     widget.stop()
     wait_until(lambda: not widget.is_running, 120)
     widget.event_applied.disconnect(slot)
-    widget.worker_nice = DEFAULT_NICE
+    widget.training.extras.nice = DEFAULT_NICE
     result["training_iterations_per_second"] = round(steps[-1].iterations_per_second, 1) if steps else None
     return result
 
@@ -195,8 +195,8 @@ def time_to_preview(viewer, widget, rf_dice: float, workdir: Path) -> dict:
 
     viewer.layers.remove("prediction") if "prediction" in viewer.layers else None
     widget.apply_settings(TrainingSettings())
-    widget.checkpoint_dir, widget.checkpoint_every = workdir / "checkpoints", 25
-    widget.loss_plot.clear()
+    widget.training.extras.checkpoint_dir, widget.training.extras.checkpoint_every = workdir / "checkpoints", 25
+    widget.training.loss_plot.clear()
     checkpoints: list[tuple[float, int, Path]] = []
 
     def on_event(event) -> None:
@@ -207,11 +207,11 @@ def time_to_preview(viewer, widget, rf_dice: float, workdir: Path) -> dict:
 
     widget.event_applied.connect(on_event)
     widget.train()
-    pressed = widget.timings["train_pressed"]
+    pressed = widget.jobs.timings["train_pressed"]
     wait_until(lambda: not widget.is_running, 600)
     widget.event_applied.disconnect(on_event)
-    widget.checkpoint_dir, widget.checkpoint_every = None, 0
-    timings = widget.timings
+    widget.training.extras.checkpoint_dir, widget.training.extras.checkpoint_every = None, 0
+    timings = widget.jobs.timings
     from napari_contrastseg.samples import load_sample
 
     image = load_sample(SAMPLE).image

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import SUITE, load_dataset  # noqa: E402
 from scoring import paint, score  # noqa: E402
-from suite import METHODS, run_forest, run_network, with_settings  # noqa: E402
+from suite import METHODS, pause_point, run_forest, run_network, with_settings  # noqa: E402
 
 from napari_contrastseg.core.config import TrainConfig  # noqa: E402
 from napari_contrastseg.samples.protocol import painted_slice_indices  # noqa: E402
@@ -81,6 +81,7 @@ def main() -> None:
         for index, rest, _ in folds(painted, axis):
             if (name, args.paint, args.label, args.seed, index) in done:
                 continue
+            pause_point()
             slab, at = _slab(vol.image, index, axis)
             if args.method == "rf-features":
                 result = run_forest(vol, rest, args.seed)

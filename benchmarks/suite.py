@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -37,6 +38,14 @@ from napari_contrastseg.samples.protocol import unpainted_mask  # noqa: E402
 PAINTINGS = "slices:1,slices:3,scribbles:3"
 #: method label -> the engine's method; "default" is what a user gets with no options
 METHODS = {"default": "supervised", "supervised": "supervised", "semicontrast": "semicontrast", "action": "action"}
+
+
+def pause_point() -> None:
+    """Wait while the file named by ``$CONTRASTSEG_BENCH_PAUSE`` exists (so that other work on the machine does
+    not share the cores with a timed run); called before each run."""
+    flag = os.environ.get("CONTRASTSEG_BENCH_PAUSE")
+    while flag and Path(flag).exists():
+        time.sleep(5)
 
 
 def with_settings(config: TrainConfig, settings: list[str]) -> TrainConfig:
@@ -122,6 +131,7 @@ def main() -> None:
                     label = "rf-features" if method == "rf-features" else args.label or method
                     if (name, spec, label, seed) in done:
                         continue
+                    pause_point()
                     print(f"{name} {spec} seed {seed}: {label} ...", flush=True)
                     if method == "rf-features":
                         result = run_forest(vol, painted, seed)

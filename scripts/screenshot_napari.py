@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     viewer.layers["prediction"].opacity = 0.6
     viewer.layers.selection.active = viewer.layers["prediction"]
     viewer.reset_view()
-    widget.next_label.setText(
+    widget.guidance.next_label.setText(
         f"Showing slice {index} (never painted). 'Next slice to paint' jumps to the least certain one."
     )
     from qtpy.QtWidgets import QWidget

@@ -78,3 +78,35 @@ def fast_config() -> TrainConfig:
         network=NetworkConfig((8, 16, 32)),
         holdout=HoldoutConfig(fraction=0.0),
     )
+
+
+# ---- napari (the viewer fixture make_napari_viewer comes from napari's pytest plugin)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Messages shown as napari notifications during the test: list of (severity, message)."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[tuple[str, str]] = []
+
+    def record(notification):
+        seen.append((str(notification.severity), str(notification.message)))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def session(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """A viewer with the colin27-deep sample open and the widget docked through the plugin menu entry."""
+    monkeypatch.setenv("CONTRASTSEG_AUTOSAVE_DIR", str(tmp_path / "autosave"))
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-contrastseg", "colin27-deep")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-contrastseg", "Scribble segmentation")
+    from napari_helpers import FAST
+
+    widget.apply_settings(FAST)
+    yield viewer, widget, qtbot
+    widget.shutdown()

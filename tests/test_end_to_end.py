@@ -19,7 +19,7 @@ MIN_MEAN_DICE = 0.50
 @pytest.mark.slow
 def test_supervised_on_colin27_deep_reaches_stated_dice():
     s = load_sample("colin27-deep")
-    config = TrainConfig(iterations=400, patch_size=64, batch_size=4, device="cpu", seed=0)
+    config = TrainConfig(iterations=600, patch_size=64, batch_size=4, device="cpu", seed=0)
     model = train_model(SegmentationData(s.image, s.painted, s.class_names, s.spacing), config)
     pred = model.predict(s.image, probabilities=False).labels
     mask = unpainted_mask(s.painted, s.painted_axis)

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_contrastseg._napari import autosave, next_slice
+from napari_contrastseg._napari import autosave
 from napari_contrastseg._napari.reader import get_reader, is_label_volume
 from napari_contrastseg._napari.writer import read_tiff_spacing, write_image, write_labels
 
@@ -90,19 +90,6 @@ def test_sample_data_gives_image_and_painted_scribbles():
     painted = np.flatnonzero((labels > 0).any(axis=(0, 1)))
     assert 1 <= painted.size <= 5  # a few painted slices
     assert image_meta["scale"] == labels_meta["scale"]
-
-
-def test_next_slice_is_the_least_certain_unpainted_slice():
-    uncertainty = np.zeros((4, 5, 6), np.float32)
-    uncertainty[..., 1] = 0.9  # painted: never suggested
-    uncertainty[..., 4] = 0.5
-    uncertainty[..., 5] = np.nan  # not predicted: ignored
-    labels = np.zeros((4, 5, 6), np.uint8)
-    labels[0, 0, 1] = 1
-    suggestion = next_slice.suggest_slice(uncertainty, labels, axis=2)
-    assert suggestion.index == 4 and suggestion.mean_uncertainty == pytest.approx(0.5)
-    labels[0, 0, :] = 1
-    assert next_slice.suggest_slice(uncertainty, labels, axis=2) is None
 
 
 def test_autosave_files_round_trip(tmp_path, monkeypatch):

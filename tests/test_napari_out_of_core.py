@@ -30,14 +30,15 @@ def test_apply_model_to_a_dask_layer_predicts_into_zarr(make_napari_viewer, qtbo
     import zarr
 
     from napari_contrastseg._napari.settings import TrainingSettings
-    from napari_contrastseg.core.config import NetworkConfig, TrainConfig
+    from napari_contrastseg.core.config import HoldoutConfig, NetworkConfig, TrainConfig
     from napari_contrastseg.core.data import SegmentationData
     from napari_contrastseg.core.trainer import train_model
 
     monkeypatch.setenv("CONTRASTSEG_AUTOSAVE_DIR", str(tmp_path / "autosave"))
     monkeypatch.setenv("CONTRASTSEG_PREDICTION_DIR", str(tmp_path / "predictions"))
     image, painted = disk_columns()
-    config = TrainConfig(iterations=20, batch_size=2, patch_size=32, device="cpu", network=NetworkConfig((8, 16, 32)))
+    config = TrainConfig(iterations=40, batch_size=2, patch_size=32, device="cpu", network=NetworkConfig((8, 16, 32)),
+                         holdout=HoldoutConfig(fraction=0.0))  # fmt: skip
     model = train_model(SegmentationData(image, painted), config)
     path = model.save(tmp_path / "model.safetensors")
     source = zarr.create_array(store=str(tmp_path / "image.zarr"), data=image, chunks=(4, 16, 16))
@@ -46,9 +47,9 @@ def test_apply_model_to_a_dask_layer_predicts_into_zarr(make_napari_viewer, qtbo
     viewer.add_image(da.from_zarr(source), name="lazy", scale=(2.0, 1.0, 1.0))
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-contrastseg", "Scribble segmentation")
     widget.apply_settings(TrainingSettings(device="cpu", cpu_threads=1))
-    assert widget.load_model(path) is not None
+    assert widget.model_panel.load_model(path) is not None
     assert widget.apply_model("lazy")
-    qtbot.waitUntil(lambda: "lazy prediction" in viewer.layers and widget._apply is None, timeout=90_000)
+    qtbot.waitUntil(lambda: "lazy prediction" in viewer.layers and not widget.is_applying, timeout=90_000)
 
     prediction, uncertainty = viewer.layers["lazy prediction"], viewer.layers["lazy uncertainty"]
     assert isinstance(prediction.data, zarr.Array) and isinstance(uncertainty.data, zarr.Array)

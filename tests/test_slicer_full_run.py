@@ -23,9 +23,11 @@ for _path in (MODULE_DIR, MODULE_DIR / "Testing" / "Python"):
         sys.path.insert(0, str(_path))
 
 import ContrastSegTestFlows as flows  # noqa: E402
-from ContrastSegLib import NORMS, ContrastSegLogic, TrainingOptions, conversions  # noqa: E402
+from ContrastSegLib import NORMS, ContrastSegLogic, ConversionError, TrainingOptions, conversions  # noqa: E402
+from ContrastSegLib.logic import TIME_BUDGET  # noqa: E402
 
 from napari_contrastseg.core.config import NORMS as CORE_NORMS  # noqa: E402
+from napari_contrastseg.core.config import TrainConfig  # noqa: E402
 from napari_contrastseg.core.model_io import read_model_info  # noqa: E402
 
 
@@ -55,7 +57,9 @@ def test_full_run_gives_named_segments_on_the_volume_grid(tmp_path):
     # Training really ran in the background process and said where.
     kinds = [e["kind"] for e in result["events"]]
     assert kinds.count("started") == 1 and kinds.count("saved") == 1
-    assert kinds.count("step") == 40
+    finished = next(e for e in result["events"] if e["kind"] == "finished")
+    assert kinds.count("step") == finished["iteration"] <= 40  # 40, or fewer once the held-out Dice stopped rising
+    assert "estimate" in kinds and finished["stop_reason"] in ("iterations", "no longer improving")
     assert result["device"].startswith("cpu")
     started = next(e for e in result["events"] if e["kind"] == "started")
     assert started["slice_axis"] == 1, "painted coronal slices ([k, j, i] axis 1) are slices along j"
@@ -95,8 +99,30 @@ def test_full_run_gives_named_segments_on_the_volume_grid(tmp_path):
     values = conversions.array_from_volume(uncertainty)
     assert values.shape == result["labels"].shape and values.min() >= 0.0 and values.max() <= 1.0
 
+    # "Next slice to paint": the CLI's answer, read by the module, is napari's (the same function, in-process).
+    assert [(p["index"], p["axis"]) for p in result["suggestions"]] == [
+        (p["index"], p["axis"]) for p in result["expected_suggestions"]
+    ]
+    painted_j = set(np.flatnonzero(result["painted_before"].any(axis=(0, 2))))  # painted coronal slices (j)
+    assert result["suggestions"][0]["axis"] == 1 and result["suggestions"][0]["index"] not in painted_j
+    ras = np.array([*result["suggested_point"], 1.0])
+    ijk = np.linalg.inv(conversions.ijk_to_ras(volume)) @ ras
+    assert ijk[1] == pytest.approx(result["suggestions"][0]["index"])  # the views jump onto that slice
+
     # The logic removes its work folders afterwards.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_defaults_are_the_engines_and_a_run_without_limit_is_refused(tmp_path):
+    assert (
+        TrainingOptions().time_budget == TIME_BUDGET == TrainConfig().time_budget and not TrainingOptions().iterations
+    )
+    scene = flows.new_scene()
+    volume, painted, _, _ = flows.sample_scene(scene)
+    logic = ContrastSegLogic(work_root=tmp_path)
+    with pytest.raises(ConversionError, match="time budget or a number of iterations"):
+        logic.start_training(volume, painted, TrainingOptions(time_budget=0, iterations=0))
+    assert logic.task is None and list(tmp_path.iterdir()) == []  # refused before any file was written
 
 
 def test_normalisation_choice_reaches_the_model_and_a_new_choice_trains_a_new_model(tmp_path):

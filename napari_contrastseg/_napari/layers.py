@@ -15,6 +15,12 @@ def same_layer(a, b) -> bool:
     return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
 
 
+def layer_named(viewer, name: str | None, kind=None):
+    """The viewer's layer called ``name`` if it exists (and is a ``kind``), else None."""
+    layer = viewer.layers[name] if name and name in viewer.layers else None
+    return layer if kind is None or isinstance(layer, kind) else None
+
+
 def image_array(layer, lazy: bool = False) -> tuple[np.ndarray, int | None]:
     """The image (full resolution) and its channel axis (RGB last, else None).
 

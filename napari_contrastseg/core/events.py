@@ -127,7 +127,8 @@ class Estimate(TrainingEvent):
     """Dice of the current weights on the held-out share of the painting: an accuracy estimate without ground truth.
 
     ``dice``: class name -> Dice over that class's held-out voxels (classes with none held out are missing);
-    ``mean``: the mean over foreground classes (2..K), NaN if none is held out; ``best``: whether these are the best weights so far (the ones a finished run returns).
+    ``mean``: the mean over foreground classes (2..K), NaN if none is held out; ``best``: whether these are the
+    best weights so far (the ones a finished run returns).
     """
 
     iteration: int

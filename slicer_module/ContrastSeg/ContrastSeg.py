@@ -5,6 +5,7 @@ import sys
 import qt
 import slicer
 import vtk
+from ContrastSegLib import messages
 from ContrastSegLib.conversions import ConversionError, add_background_segment, find_background_segment
 from ContrastSegLib.logic import ContrastSegLogic, TrainingOptions
 from ContrastSegLib.process import kill_all
@@ -16,10 +17,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-#
-# ContrastSeg
-#
 
 
 class ContrastSeg(ScriptedLoadableModule):
@@ -43,11 +40,6 @@ More in docs/slicer.md of the napari-contrastseg source.
 Built on the napari-contrastseg engine (semi-supervised contrastive learning for few-label segmentation).
 Uses the SlicerPyTorch extension to install PyTorch.
 """)
-
-
-#
-# ContrastSegWidget
-#
 
 
 class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -86,6 +78,7 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
         self.ui.stopButton.connect("clicked(bool)", self.onStopButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.nextSliceButton.connect("clicked(bool)", self.onNextSliceButton)
         self.ui.addBackgroundButton.connect("clicked(bool)", self.onAddBackgroundButton)
 
         self.initializeParameterNode()
@@ -141,21 +134,13 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _observePaintedSegmentation(self, node) -> None:
         if node is self._observedSegmentation:
             return
-        if self._observedSegmentation is not None:
-            for event in (
-                slicer.vtkSegmentation.SegmentAdded,
-                slicer.vtkSegmentation.SegmentRemoved,
-                slicer.vtkSegmentation.SegmentModified,
-            ):
-                self.removeObserver(self._observedSegmentation, event, self.updateGUIState)
+        segmentation = slicer.vtkSegmentation
+        events = (segmentation.SegmentAdded, segmentation.SegmentRemoved, segmentation.SegmentModified)
+        for event in events if self._observedSegmentation is not None else ():
+            self.removeObserver(self._observedSegmentation, event, self.updateGUIState)
         self._observedSegmentation = node
-        if node is not None:
-            for event in (
-                slicer.vtkSegmentation.SegmentAdded,
-                slicer.vtkSegmentation.SegmentRemoved,
-                slicer.vtkSegmentation.SegmentModified,
-            ):
-                self.addObserver(node, event, self.updateGUIState)
+        for event in events if node is not None else ():
+            self.addObserver(node, event, self.updateGUIState)
 
     def updateGUIState(self, caller=None, event=None) -> None:
         p = self._parameterNode
@@ -163,17 +148,20 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         painted = p.paintedSegmentation if p else None
         self._observePaintedSegmentation(painted)
         hasBackground = bool(painted and find_background_segment(painted))
-        if painted is None:
-            self.ui.backgroundStatusLabel.text = _("Pick or create a segmentation and paint it in the Segment Editor.")
-        elif hasBackground:
-            self.ui.backgroundStatusLabel.text = _('"background" segment: found.')
-        else:
-            self.ui.backgroundStatusLabel.text = _('A segment named "background" is required.')
+        self.ui.backgroundStatusLabel.text = (
+            _("Pick or create a segmentation and paint it in the Segment Editor.")
+            if painted is None
+            else _('"background" segment: found.')
+            if hasBackground
+            else _('A segment named "background" is required.')
+        )
         self.ui.addBackgroundButton.visible = painted is not None and not hasBackground
         self.ui.addBackgroundButton.enabled = not busy
         self.ui.trainButton.enabled = bool(p and p.inputVolume and painted and hasBackground and not busy)
         self.ui.stopButton.enabled = busy
-        self.ui.applyButton.enabled = bool(p and p.inputVolume and self.logic and self.logic.has_model and not busy)
+        ready = bool(p and p.inputVolume and self.logic and self.logic.has_model and not busy)
+        self.ui.applyButton.enabled = ready
+        self.ui.nextSliceButton.enabled = ready and painted is not None
 
     def setStatus(self, text: str) -> None:
         self.ui.statusLabel.text = text
@@ -209,17 +197,17 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._ensureDependencies():
             return
         p = self._parameterNode
-        options = TrainingOptions(
-            method=p.method, iterations=p.iterations, device=p.device, norm=p.norm, warm_start=p.warmStart
-        )
+        options = TrainingOptions(method=p.method, time_budget=p.timeBudget, iterations=p.iterations, device=p.device,
+                                  norm=p.norm, warm_start=p.warmStart)  # fmt: skip
         with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
             try:
                 notes = self.logic.start_training(p.inputVolume, p.paintedSegmentation, options)
             except ConversionError as err:
                 slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
                 return
-            self.ui.progressBar.maximum = max(1, p.iterations)
+            self.ui.progressBar.maximum = messages.BAR_UNITS
             self.ui.progressBar.value = 0
+            self.ui.estimateLabel.text = ""
             self.setStatus(" ".join([_("Starting training...")] + notes))
             self._timer.start()
         self.updateGUIState()
@@ -255,6 +243,19 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
         self.updateGUIState()
 
+    def onNextSliceButton(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not suggest a slice."), waitCursor=True):
+            try:
+                self.logic.start_suggestion(p.inputVolume, p.paintedSegmentation, device=p.device)
+            except ConversionError as err:
+                slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
+                return
+            self._predictionTarget = (p.inputVolume, p.paintedSegmentation)
+            self.setStatus(_("Looking for the slice to paint next..."))
+            self._timer.start()
+        self.updateGUIState()
+
     # -- background process ------------------------------------------------------------------------------------
 
     def onTimer(self) -> None:
@@ -272,23 +273,13 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onEvent(self, event: dict) -> None:
         kind = event.get("kind")
         if kind == "started":
-            self.setStatus(
-                _("Training on {device} ({dims}, {n} parameters).").format(
-                    device=event.get("device", "?"), dims=event.get("dims", "?"), n=event.get("n_parameters", "?")
-                )
-            )
+            self.setStatus(messages.started_text(event))
         elif kind == "step":
-            total = int(event.get("iterations", 0)) or 1
-            self.ui.progressBar.maximum = total
-            self.ui.progressBar.value = int(event.get("iteration", 0))
-            loss = event.get("losses", {}).get("total")
-            self.ui.statusLabel.text = _("Training on {device}: step {i}/{n}, loss {loss}, {speed:.1f} it/s").format(
-                device=self.logic.device_description or "?",
-                i=event.get("iteration"),
-                n=total,
-                loss=f"{loss:.3f}" if isinstance(loss, (int, float)) else "?",
-                speed=float(event.get("iterations_per_second", 0.0)),
-            )
+            self.ui.progressBar.maximum = messages.BAR_UNITS
+            self.ui.progressBar.value = messages.progress_value(event)
+            self.ui.statusLabel.text = messages.step_text(event, self.logic.device_description)
+        elif kind == "estimate":
+            self.ui.estimateLabel.text = messages.estimate_text(event.get("mean"))
         elif kind == "progress":
             self.ui.progressBar.maximum = max(1, int(event["total"]))
             self.ui.progressBar.value = int(event["done"])
@@ -308,7 +299,16 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         if event.get("task") == "train":
             self.ui.progressBar.value = self.ui.progressBar.maximum
+            self.ui.estimateLabel.text = messages.gain_text(self.logic.estimates)
             self.setStatus(event["message"] + " " + _("Press Apply to segment the volume."))
+            return
+        if event.get("task") == "suggest":
+            volume = self._parameterNode.inputVolume
+            if self.logic.suggestions and volume is not None:
+                point = self.logic.slice_centre(volume, self.logic.suggestions[0])
+                slicer.modules.markups.logic().JumpSlicesToLocation(*point, True)
+                self.ui.nextSliceLabel.text = messages.suggestion_text(self.logic.suggestions[0])
+            self.setStatus(event["message"])
             return
         self.ui.progressBar.value = self.ui.progressBar.maximum
         volume, painted = self._predictionTarget or (None, None)
@@ -327,11 +327,6 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     self._uncertaintyNode.CreateDefaultDisplayNodes()
                     slicer.util.setSliceViewerLayers(foreground=self._uncertaintyNode, foregroundOpacity=0.4)
             self.setStatus(_("Segments written to {name}.").format(name=output.GetName()))
-
-
-#
-# ContrastSegTest
-#
 
 
 class ContrastSegTest(ScriptedLoadableModuleTest):

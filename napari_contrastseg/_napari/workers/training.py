@@ -93,7 +93,7 @@ def _train(request: TrainingRequest, control: RunControl) -> Iterator[TrainingEv
             speed = event.iterations_per_second
             pending.append(event.losses)
             now = time.perf_counter()
-            if now - last_step < 1.0 / STEP_EVENTS_PER_SECOND and event.iteration < event.iterations:
+            if now - last_step < 1.0 / STEP_EVENTS_PER_SECOND and event.progress < 1:
                 continue
             last_step = now
             event = replace(event, losses=dict(LossValues.mean(pending)))  # read here, not in the GUI thread

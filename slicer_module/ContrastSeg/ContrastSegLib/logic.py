@@ -9,10 +9,6 @@ computation happens in ``napari_contrastseg`` in that process. The painted segme
 from __future__ import annotations
 
 import logging
-import re
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +16,7 @@ import numpy as np
 
 from . import conversions
 from .conversions import ClassInfo, ConversionError
-from .process import ProcessRunner, cli_command, parse_event
+from .tasks import BackgroundTasks, Task
 
 METHODS = ("supervised", "semicontrast", "action")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,15 +24,24 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 #: imports nothing heavy.
 NORMS = ("batch", "group", "instance")
 
-_PROGRESS = re.compile(r"(\d+)/(\d+)")
+
+#: The engine's default time budget in seconds (``napari_contrastseg.core.config.TrainConfig().time_budget``,
+#: repeated so that loading the module imports nothing heavy; a test checks they agree).
+TIME_BUDGET = 60.0
 
 
 @dataclass
 class TrainingOptions:
-    """What the user picks in the module; ``extra_args`` are passed to ``contrastseg train`` as they are."""
+    """What the user picks in the module; ``extra_args`` are passed to ``contrastseg train`` as they are.
+
+    ``time_budget`` seconds (0: none) and ``iterations`` (0: none) limit a run, whichever ends it first; by
+    default the engine's rule, as ``contrastseg train`` with no options: the time budget, ended earlier once the
+    held-out share of the painting stops improving.
+    """
 
     method: str = "supervised"
-    iterations: int = 300
+    time_budget: float = TIME_BUDGET
+    iterations: int = 0
     device: str = "auto"
     norm: str = "batch"  # one of NORMS
     seed: int = 0
@@ -44,44 +49,22 @@ class TrainingOptions:
     extra_args: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Task:
-    kind: str  # "train" or "predict"
-    runner: ProcessRunner
-    work_dir: Path
-    output: Path
-    saved: str | None = None
-    failed: str | None = None
-    cancelled: bool = False
-    last_progress: tuple[int, int] | None = None
-    events: int = 0
-    reported: bool = False  # the "ended" event was given out
-
-
-class ContrastSegLogic:
-    """Train on painted segments and predict segments, each in a background process.
-
-    ``python``: the interpreter for the background process (default: PythonSlicer in Slicer, else this Python).
-    ``work_root``: where work folders are made (default: the system's temporary folder).
-    """
+class ContrastSegLogic(BackgroundTasks):
+    """Train on painted segments, suggest the next slice to paint and predict segments, each in a background
+    process (:class:`~.tasks.BackgroundTasks`: ``python``, ``work_root``)."""
 
     def __init__(self, python: str | None = None, work_root: str | Path | None = None):
-        self.python = python
-        self.work_root = Path(work_root) if work_root else None
-        self.task: _Task | None = None
+        super().__init__(python, work_root)
         self.model_path: Path | None = None
         self.classes: list[ClassInfo] = []
         self.norm = ""  # the normalisation layer of the last training run
         self.device_description = ""
         self.prediction_path: Path | None = None
         self.uncertainty_path: Path | None = None
-        self._work_dirs: list[Path] = []
-
-    # -- state ---------------------------------------------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None and self.task.runner.running
+        #: (painted slices, held-out estimate) after each finished training: does more paint still help?
+        self.estimates: list[tuple[int, float]] = []
+        self.suggestions: list[dict] = []
+        self._painted_slices = 0
 
     @property
     def has_model(self) -> bool:
@@ -103,9 +86,11 @@ class ContrastSegLogic:
             raise ConversionError("Pick the segmentation you painted.")
         if options.method not in METHODS:
             logging.warning("ContrastSeg: method %r is not one this module knows; passing it on.", options.method)
+        _budget_args(options)  # a run without any limit is refused before any work
         image = conversions.array_from_volume(volume_node)
         labels, classes, skipped = conversions.training_labels(segmentation_node, volume_node)
         notes = [f'Segment "{name}" has no painted voxel and is left out.' for name in skipped]
+        self._painted_slices = painted_slices(labels)
 
         work_dir = self._new_work_dir("train")
         matrix = conversions.ijk_to_ras(volume_node)
@@ -124,8 +109,7 @@ class ContrastSegLogic:
             "jsonl",
             "--method",
             options.method,
-            "--iterations",
-            int(options.iterations),
+            *_budget_args(options),
             "--device",
             options.device,
             "--norm",
@@ -146,6 +130,37 @@ class ContrastSegLogic:
         self.device_description = ""
         self._start("train", args, work_dir, model_path)
         return notes
+
+    # -- where to paint next ------------------------------------------------------------------------------------
+
+    def start_suggestion(self, volume_node, segmentation_node, device: str = "auto", k: int = 1) -> None:
+        """Start ``contrastseg suggest`` with the last model on the volume and its painting (napari's "Next slice
+        to paint" and the CLI use the same function); the ended event carries the slices (:meth:`slice_centre`)."""
+        if self.busy:
+            raise RuntimeError("A training or prediction is already running; wait for it or stop it.")
+        if not self.has_model:
+            raise ConversionError("Train a model first: the suggestion comes from its uncertainty.")
+        if volume_node is None or segmentation_node is None:
+            raise ConversionError("Pick the input volume and the painted segmentation.")
+        image = conversions.array_from_volume(volume_node)
+        labels, _, _ = conversions.training_labels(segmentation_node, volume_node)
+        work_dir = self._new_work_dir("suggest")
+        matrix = conversions.ijk_to_ras(volume_node)
+        image_path = conversions.write_nifti(work_dir / "image.nii", image, matrix)
+        labels_path = conversions.write_nifti(work_dir / "labels.nii", labels, matrix)
+        del image, labels
+        args = ["suggest", self.model_path, image_path, labels_path, "--json", "-k", int(k), "--device", device]
+        self.suggestions = []
+        self._start("suggest", args, work_dir, work_dir / "suggest.json")
+
+    @staticmethod
+    def slice_centre(volume_node, suggestion: dict) -> tuple[float, float, float]:
+        """The RAS point at the centre of a suggested slice (its ``axis`` and ``index`` are NIfTI's ``i, j, k``)."""
+        dims = volume_node.GetImageData().GetDimensions()
+        ijk = [(n - 1) / 2 for n in dims]
+        ijk[int(suggestion["axis"])] = float(suggestion["index"])
+        ras = conversions.ijk_to_ras(volume_node) @ np.array([*ijk, 1.0])
+        return tuple(float(v) for v in ras[:3])
 
     # -- prediction ----------------------------------------------------------------------------------------------
 
@@ -226,113 +241,29 @@ class ContrastSegLogic:
         conversions.set_volume_array(node, values.astype(np.float32))
         return node
 
-    # -- the running process -------------------------------------------------------------------------------------
+    # -- what the processes say -----------------------------------------------------------------------------------
 
-    def poll(self) -> list[dict]:
-        """Events since the last call, as dicts with a "kind".
+    def _on_event(self, task: Task, event: dict) -> None:
+        kind = event.get("kind")
+        if kind == "started":
+            self.device_description = str(event.get("device", ""))
+        elif kind == "saved":
+            task.saved = str(event.get("path", ""))
+        elif kind == "failed":
+            task.failed = str(event.get("message", "Training failed."))
+        elif kind == "finished":
+            task.cancelled = bool(event.get("cancelled"))
+            mean = (event.get("estimate") or {}).get("mean")
+            if isinstance(mean, (int, float)) and np.isfinite(mean):
+                self.estimates.append((self._painted_slices, float(mean)))
+        elif kind == "suggestions":
+            self.suggestions = list(event.get("slices", []))
+            task.saved = "suggestions"
 
-        From training: the CLI's events ("started", "step", "preview", "checkpoint", "finished", "failed",
-        "saved"). From prediction: {"kind": "progress", "done", "total"}. Lines that are not events:
-        {"kind": "log", "text"}. When the process has ended, a last {"kind": "ended", "task", "ok", "cancelled",
-        "message", "returncode"}.
-        """
-        task = self.task
-        if task is None or task.reported:
-            return []
-        out = []
-        for line in task.runner.poll():
-            event = parse_event(line)
-            if event is None:
-                out.append({"kind": "log", "text": line})
-                continue
-            task.events += 1
-            kind = event.get("kind")
-            if kind == "started":
-                self.device_description = str(event.get("device", ""))
-            elif kind == "saved":
-                task.saved = str(event.get("path", ""))
-            elif kind == "failed":
-                task.failed = str(event.get("message", "Training failed."))
-            elif kind == "finished":
-                task.cancelled = bool(event.get("cancelled"))
-            out.append(event)
-        if task.kind == "predict" and task.runner.running:
-            progress = self._prediction_progress(task)
-            if progress is not None:
-                out.append({"kind": "progress", "done": progress[0], "total": progress[1]})
-        if not task.runner.running:  # ended by itself, or killed by stop() since the last poll
-            task.reported = True
-            out.append(self._finish(task))
-        return out
+    def _forget_files(self) -> None:
+        self.model_path = self.prediction_path = self.uncertainty_path = None
 
-    def stop(self, grace_seconds: float = 20.0) -> None:
-        """Training: stop after the current step and keep the model. A second call, or prediction: end now."""
-        if not self.busy:
-            return
-        if self.task.kind == "predict":
-            self.task.runner.kill()
-        else:
-            self.task.runner.stop(grace_seconds)
-
-    def wait(self, timeout: float | None = None, interval: float = 0.2, on_event=None, idle=None) -> dict | None:
-        """Poll until the running task ends (scripts and tests); returns its "ended" event.
-
-        ``on_event`` gets every event; ``idle`` is called between polls (in Slicer: ``slicer.app.processEvents``).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            for event in self.poll():
-                if on_event is not None:
-                    on_event(event)
-                if event["kind"] == "ended":
-                    return event
-            if self.task is None or self.task.reported or (deadline is not None and time.monotonic() > deadline):
-                return None
-            if idle is not None:
-                idle()
-            time.sleep(interval)
-
-    def cleanup(self, remove_files: bool = True) -> None:
-        """Kill whatever still runs and remove the work folders (module cleanup, scene close)."""
-        if self.task is not None and self.task.runner.running:
-            self.task.runner.kill()
-        if remove_files:
-            for folder in self._work_dirs:
-                shutil.rmtree(folder, ignore_errors=True)
-            self._work_dirs = []
-            self.model_path = None
-            self.prediction_path = None
-            self.uncertainty_path = None
-
-    # -- internals -----------------------------------------------------------------------------------------------
-
-    def _new_work_dir(self, kind: str) -> Path:
-        root = self.work_root
-        if root is not None:
-            root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"ContrastSeg-{kind}-", dir=str(root) if root else None))
-        self._work_dirs.append(folder)
-        return folder
-
-    def _start(self, kind: str, cli_args: list, work_dir: Path, output: Path) -> None:
-        command = cli_command(cli_args, work_dir / f"{kind}.stop", self.python)
-        runner = ProcessRunner(command, work_dir, stop_file=work_dir / f"{kind}.stop", name=kind)
-        logging.info("ContrastSeg: starting %s", " ".join(str(a) for a in command))
-        self.task = _Task(kind, runner, work_dir, output)
-        runner.start()
-
-    def _prediction_progress(self, task: _Task) -> tuple[int, int] | None:
-        tail = task.runner.stderr_tail(400)
-        found = _PROGRESS.findall(tail.splitlines()[-1]) if tail else []
-        if not found:
-            return None
-        progress = (int(found[-1][0]), int(found[-1][1]))
-        if progress == task.last_progress:
-            return None
-        task.last_progress = progress
-        return progress
-
-    def _finish(self, task: _Task) -> dict:
+    def _finish(self, task: Task) -> dict:
         code = task.runner.returncode
         stopped = task.runner.stop_requested
         if task.kind == "train":
@@ -348,6 +279,9 @@ class ContrastSegLogic:
             else:
                 message = self._crash_message("Training", task)
             cancelled = task.cancelled or (stopped and not ok)
+        elif task.kind == "suggest":
+            ok, cancelled = code == 0 and task.saved is not None, stopped
+            message = "Suggestion ready." if ok else self._crash_message("The suggestion", task)
         else:
             ok = code == 0 and task.output.is_file()
             cancelled = stopped and not ok
@@ -375,16 +309,23 @@ class ContrastSegLogic:
         if old is not None and old.parent != new_model.parent:  # the previous training's folder is not needed
             self._remove_work_dir(old.parent)
 
-    def _remove_work_dir(self, folder: Path) -> None:
-        shutil.rmtree(folder, ignore_errors=True)
-        self._work_dirs = [d for d in self._work_dirs if d != folder]
 
-    @staticmethod
-    def _crash_message(what: str, task: _Task) -> str:
-        tail = task.runner.stderr_tail(3000)
-        errors = [line for line in tail.splitlines() if "error" in line.lower()]
-        detail = errors[-1] if errors else (tail.splitlines()[-1] if tail else "no output")
-        return f"{what} ended unexpectedly (exit code {task.runner.returncode}): {detail}"
+def _budget_args(options: TrainingOptions) -> list:
+    """``--time-budget`` / ``--iterations`` for the options (0 leaves a limit out); none at all is refused."""
+    args: list = []
+    if options.time_budget and options.time_budget > 0:
+        args += ["--time-budget", float(options.time_budget)]
+    if options.iterations and options.iterations > 0:
+        args += ["--iterations", int(options.iterations)]
+    if not args:
+        raise ConversionError("Set a time budget or a number of iterations: with neither, training would not end.")
+    return args
+
+
+def painted_slices(labels: np.ndarray) -> int:
+    """Slices holding paint along the axis with the fewest of them (how much was painted, for the estimates)."""
+    painted = labels > 0
+    return min(int(painted.any(axis=tuple(a for a in range(3) if a != axis)).sum()) for axis in range(3))
 
 
 def _cli_name(name: str) -> str:

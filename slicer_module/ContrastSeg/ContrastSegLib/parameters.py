@@ -6,7 +6,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
-from .logic import DEVICES, METHODS, NORMS
+from .logic import DEVICES, METHODS, NORMS, TIME_BUDGET
 
 
 @parameterNodeWrapper
@@ -15,7 +15,7 @@ class ContrastSegParameterNode:
     inputVolume - the image to segment.
     paintedSegmentation - the segmentation painted in the Segment Editor (read only; needs "background").
     outputSegmentation - where predicted segments are written (created on Apply when empty).
-    method, iterations, device, norm, warmStart - training settings.
+    method, timeBudget, iterations, device, norm, warmStart - training settings (0 leaves a limit out).
     showUncertainty - also load the prediction's uncertainty map as a volume.
     """
 
@@ -23,7 +23,8 @@ class ContrastSegParameterNode:
     paintedSegmentation: vtkMRMLSegmentationNode
     outputSegmentation: vtkMRMLSegmentationNode
     method: Annotated[str, Choice(list(METHODS))] = "supervised"
-    iterations: Annotated[int, WithinRange(1, 100000)] = 300
+    timeBudget: Annotated[float, WithinRange(0.0, 86400.0)] = TIME_BUDGET
+    iterations: Annotated[int, WithinRange(0, 1000000)] = 0
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
     norm: Annotated[str, Choice(list(NORMS))] = "batch"
     warmStart: bool = True

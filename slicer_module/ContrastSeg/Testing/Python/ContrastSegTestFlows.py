@@ -120,6 +120,11 @@ def run_full_flow(scene, iterations=40, work_root=None, idle=None, timeout=600.0
             raise AssertionError(f"prediction did not finish: {predicted}")
         output = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "prediction")
         ids = logic.apply_prediction(output, volume, painted)
+        logic.start_suggestion(volume, painted, device="cpu", k=2)
+        suggested = logic.wait(timeout=timeout, idle=idle, on_event=events.append)
+        if suggested is None or not suggested["ok"]:
+            raise AssertionError(f"the suggestion did not finish: {suggested}")
+        expected = _suggested_in_process(logic, volume, painted)
         uncertainty_node = logic.load_uncertainty(volume) if uncertainty else None
         result_labels = conversions.label_array_from_segments(output, ids, volume)
         scores = {names[n]: dice(result_labels == n + 1, truth == n + 1) for n in range(len(names))}
@@ -138,12 +143,28 @@ def run_full_flow(scene, iterations=40, work_root=None, idle=None, timeout=600.0
             "timings": timings,
             "device": logic.device_description,
             "uncertainty": uncertainty_node,
+            "painted_before": painted_before,
             "painted_unchanged": bool(np.array_equal(painted_before, painted_after))
             and painted.GetSegmentation().GetMTime() == painted_mtime,
             "model_path": logic.model_path,
+            "suggestions": logic.suggestions,
+            "expected_suggestions": expected,
+            "suggested_point": logic.slice_centre(volume, logic.suggestions[0]),
         }
     finally:
         logic.cleanup()
+
+
+def _suggested_in_process(logic, volume, painted) -> list[dict]:
+    """What ``napari_contrastseg.core.suggest.suggest_slices`` (napari's button) says for the same model and painting,
+    on the arrays the module wrote (NIfTI's ``i, j, k`` order)."""
+    from napari_contrastseg.core.model import load_model
+    from napari_contrastseg.core.suggest import suggest_slices
+
+    image = np.transpose(conversions.array_from_volume(volume), (2, 1, 0))
+    labels = np.transpose(conversions.training_labels(painted, volume)[0], (2, 1, 0))
+    picks = suggest_slices(load_model(logic.model_path), image, labels, 2, device="cpu")
+    return [p.to_dict() for p in picks]
 
 
 def run_stop_flow(scene, work_root=None, idle=None, graceful=True):
@@ -152,7 +173,9 @@ def run_stop_flow(scene, work_root=None, idle=None, graceful=True):
     logic = ContrastSegLogic(work_root=work_root)
     try:
         logic.start_training(
-            volume, painted, TrainingOptions(iterations=100000, device="cpu", extra_args=FAST_TRAINING_ARGS)
+            volume,
+            painted,
+            TrainingOptions(time_budget=0, iterations=100000, device="cpu", extra_args=FAST_TRAINING_ARGS),
         )
         runner = logic.task.runner
         steps = []

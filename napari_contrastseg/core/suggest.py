@@ -1,0 +1,123 @@
+"""Where to paint next: the unpainted slices along an axis that more paint would help most, with their scores.
+
+One function serves the CLI (``contrastseg suggest``), napari's and Slicer's buttons, and the annotator benchmark.
+Strategies (:data:`STRATEGIES`):
+
+- ``uncertainty``: the slice's mean normalised entropy of the prediction (what ilastik-style tools show);
+- ``distance``: the distance, in slices, to the nearest painted slice (coverage, whatever the model says);
+- ``uncertainty-distance`` (default): their product, each divided by its largest value over the candidates, so that
+  an uncertain slice right next to a painted one does not win over an uncertain one far away.
+
+``k > 1`` picks greedily: each pick counts as painted for the distances of the next ones.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import painted_slice_axis
+from .errors import InputError
+
+STRATEGIES = ("uncertainty-distance", "uncertainty", "distance")
+DEFAULT_STRATEGY = STRATEGIES[0]
+
+
+@dataclass(frozen=True)
+class SliceScore:
+    """A suggested slice: its ``index`` along ``axis``, the ``score`` it was chosen by, and the parts of it."""
+
+    index: int
+    axis: int
+    score: float
+    uncertainty: float
+    distance: int
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("index", "axis", "score", "uncertainty", "distance")}
+
+
+def suggest_slices(
+    model,
+    image: np.ndarray | None,
+    labels: np.ndarray,
+    k: int = 1,
+    *,
+    axis: int | None = None,
+    strategy: str = DEFAULT_STRATEGY,
+    uncertainty: np.ndarray | None = None,
+    channel_axis: int | None = None,
+    device: str = "auto",
+) -> list[SliceScore]:
+    """The ``k`` best unpainted slices of ``labels`` (a 3D painting) along ``axis``, best first.
+
+    Args:
+        model: a :class:`~.model.TrainedModel` (its uncertainty map of ``image`` is computed unless ``uncertainty``
+            is given; its slice axis is the default ``axis``).
+        image: the image the painting belongs to (may be None when ``uncertainty`` is given).
+        labels: ``S`` painting, 0 = unpainted.
+        k: how many slices.
+        axis: the slicing axis (default: the model's slice axis, else the painted axis).
+        strategy: one of :data:`STRATEGIES`.
+        uncertainty: ``S`` normalised entropy in [0, 1], e.g. from an earlier whole-image prediction.
+        channel_axis, device: as for :meth:`~.model.TrainedModel.predict`.
+
+    Returns:
+        Up to ``k`` :class:`SliceScore` (fewer when fewer slices are unpainted).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise InputError("Slices can be suggested in 3D volumes only; on a 2D image paint where it is most uncertain.")
+    if strategy not in STRATEGIES:
+        raise InputError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}.")
+    if axis is None:
+        info = getattr(model, "info", None)
+        axis = info.slice_axis if info is not None and info.slice_axis is not None else painted_slice_axis(labels)
+    axis %= 3
+    if uncertainty is None and strategy != "distance":
+        if image is None:
+            raise InputError("Give the image (or its uncertainty map) to score slices by uncertainty.")
+        uncertainty = model.predict(image, channel_axis, device=device, probabilities=False).uncertainty
+    if uncertainty is not None and uncertainty.shape != labels.shape:
+        raise InputError(f"The uncertainty map {uncertainty.shape} and the painting {labels.shape} differ in shape.")
+    other = tuple(a for a in range(3) if a != axis)
+    painted = (labels > 0).any(axis=other)
+    means = np.zeros(labels.shape[axis])
+    if uncertainty is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (not predicted yet)
+            means = np.nan_to_num(np.nanmean(uncertainty, axis=other), nan=0.0)
+    picks: list[SliceScore] = []
+    for _ in range(k):
+        candidates = np.flatnonzero(~painted)
+        if not candidates.size:
+            break
+        distance = _distance_to_painted(painted)
+        score = _score(strategy, means, distance, candidates)
+        best = int(candidates[np.argmax(score[candidates])])
+        picks.append(SliceScore(best, axis, float(score[best]), float(means[best]), int(distance[best])))
+        painted[best] = True
+    return picks
+
+
+def _distance_to_painted(painted: np.ndarray) -> np.ndarray:
+    """Per slice: slices to the nearest painted one (the axis length where nothing is painted)."""
+    index = np.arange(painted.size)
+    marked = np.flatnonzero(painted)
+    if not marked.size:
+        return np.full(painted.size, painted.size)
+    return np.abs(index[:, None] - marked[None]).min(1)
+
+
+def _score(strategy: str, uncertainty: np.ndarray, distance: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    u = uncertainty / max(float(uncertainty[candidates].max()), 1e-12)
+    d = distance / max(float(distance[candidates].max()), 1)
+    if strategy == "uncertainty":
+        return u + 1e-6 * d  # ties (e.g. all zero): the farther slice
+    if strategy == "distance":
+        return d + 1e-6 * u
+    return u * d

@@ -1,0 +1,59 @@
+"""Slice suggestions: the strategies, greedy picks, and the CLI giving the same slices as the Python call."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_contrastseg.cli import main
+from napari_contrastseg.core.errors import InputError
+from napari_contrastseg.core.image_io import write_image
+from napari_contrastseg.core.suggest import suggest_slices
+from napari_contrastseg.core.trainer import train_model
+
+
+def _uncertainty_and_painting():
+    uncertainty = np.zeros((4, 5, 12), np.float32)
+    uncertainty[..., 1] = 0.9  # painted: never suggested
+    uncertainty[..., 2] = 0.8  # uncertain, but right next to the painted slice
+    uncertainty[..., 9] = 0.5  # less uncertain, far from it
+    uncertainty[..., 11] = np.nan  # not predicted: scores 0
+    labels = np.zeros((4, 5, 12), np.uint8)
+    labels[0, 0, 1] = 1
+    return uncertainty, labels
+
+
+def test_strategies_rank_uncertainty_distance_and_both():
+    uncertainty, labels = _uncertainty_and_painting()
+    pick = {s: suggest_slices(None, None, labels, axis=2, strategy=s, uncertainty=uncertainty)[0] for s in
+            ("uncertainty", "distance", "uncertainty-distance")}  # fmt: skip
+    assert pick["uncertainty"].index == 2 and pick["uncertainty"].uncertainty == pytest.approx(0.8)
+    assert pick["distance"].index == 11 and pick["distance"].distance == 10
+    assert pick["uncertainty-distance"].index == 9  # 0.5 x 8 slices beats 0.8 x 1 slice
+    assert pick["uncertainty-distance"].score == pytest.approx((0.5 / 0.8) * (8 / 10))
+
+
+def test_greedy_picks_count_earlier_picks_as_painted_and_stop_when_all_are_painted():
+    uncertainty, labels = _uncertainty_and_painting()
+    picks = suggest_slices(None, None, labels, 3, axis=2, strategy="distance", uncertainty=uncertainty)
+    assert [p.index for p in picks] == [11, 6, 9]  # farthest, the middle of the gap, then (ties) the uncertain one
+    labels[0, 0, :] = 1
+    assert suggest_slices(None, None, labels, 2, axis=2, uncertainty=uncertainty) == []
+    with pytest.raises(InputError, match="3D volumes only"):
+        suggest_slices(None, None, labels[..., 0], uncertainty=uncertainty[..., 0])
+
+
+def test_cli_suggest_prints_the_slices_the_python_call_returns(data_3d, fast_config, tmp_path, capsys):
+    model = train_model(data_3d, fast_config)
+    model.save(tmp_path / "m.safetensors")
+    write_image(tmp_path / "image.npy", data_3d.image)
+    write_image(tmp_path / "labels.npy", data_3d.labels)
+    expected = suggest_slices(model, data_3d.image, data_3d.labels, 2, device="cpu")
+    argv = ["suggest", str(tmp_path / "m.safetensors"), str(tmp_path / "image.npy"), str(tmp_path / "labels.npy")]
+    assert main([*argv, "-k", "2", "--json", "--device", "cpu"]) == 0
+    printed = json.loads(capsys.readouterr().out)["slices"]
+    assert [p["index"] for p in printed] == [p.index for p in expected]
+    assert all(p["index"] not in (1, 4) and p["axis"] == 0 for p in printed)  # painted slices 1 and 4, axis 0
+    assert main(argv) == 0 and f"slice {expected[0].index} along axis 0" in capsys.readouterr().out
