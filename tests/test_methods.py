@@ -61,14 +61,31 @@ def test_warm_start_and_cancel(method, data_2d, fast_config):
 
 def test_reference_hyper_parameters_are_the_defaults():
     s, a = METHODS["semicontrast"].defaults, METHODS["action"].defaults
-    assert (s["global_temperature"], s["local_temperature"], s["stride"], s["block"], s["local_mode"]) == (
-        0.5, 0.1, 4, 16, "exact",
-    )  # fmt: skip
+    assert (s["global_temperature"], s["local_temperature"], s["stride"], s["block"]) == (0.5, 0.1, 4, 16)
+    assert s["local_mode"] == "block" and a["local_patch"] == 16  # named deviations (docs/methods.md)
     assert (a["momentum"], a["queue_size"], a["tau_s"], a["tau_t"], a["confidence_threshold"]) == (
         0.99, 36, 0.1, 0.01, 0.97,
     )  # fmt: skip
     assert (a["anco_weight"], a["anco_queries"], a["anco_negatives"], a["anco_temperature"]) == (0.01, 256, 512, 0.5)
     assert (a["anco_valid_threshold"], a["representation_dim"]) == (0.7, 512)
+
+
+def test_stages_are_separate_optimisations_and_continue_only_fine_tunes(data_2d, fast_config):
+    from napari_contrastseg.core.methods.schedule import ramp, stage_position
+
+    assert stage_position(0.1, [0.25, 0.35]) == (0, pytest.approx(0.4))
+    assert stage_position(0.3, [0.25, 0.35]) == (1, pytest.approx(0.05 / 0.35))
+    assert stage_position(0.8, [0.25, 0.35]) == (2, pytest.approx(0.5))
+    assert stage_position(0.1, [0.25, 0.35], resume=True) == (2, pytest.approx(0.1))
+    assert ramp(0.0) == 0 and ramp(0.1) == pytest.approx(0.5) and ramp(0.5) == 1
+    fast_config.method, fast_config.method_options = "semicontrast", SMALL["semicontrast"]
+    fast_config.iterations = 10
+    first = [e for e in train(data_2d, fast_config) if e.kind in ("step", "finished")]
+    lrs = [e.learning_rate for e in first if e.kind == "step"]
+    assert lrs[0] > lrs[1] and lrs[3] > lrs[2]  # each stage's schedule starts again from the full rate
+    assert "global_ntxent" in first[0].losses
+    again = [e for e in train(data_2d, fast_config, initial_model=first[-1].model) if e.kind == "step"]
+    assert all("global_ntxent" not in e.losses and "local_contrast" not in e.losses for e in again)
 
 
 def test_action_teacher_follows_the_student_by_ema(data_2d, fast_config):
@@ -93,3 +110,27 @@ def test_action_teacher_follows_the_student_by_ema(data_2d, fast_config):
 @pytest.mark.parametrize(("progress", "stage"), [(0.0, 0), (0.19, 0), (0.2, 1), (0.49, 1), (0.5, 2), (0.99, 2)])
 def test_stage_schedule(progress, stage):
     assert stage_at(progress, [0.2, 0.3]) == stage
+
+
+def test_pretraining_needs_no_paint_and_the_next_run_starts_from_it(data_2d, fast_config, tmp_path):
+    from napari_contrastseg.cli import main
+    from napari_contrastseg.core.data import SegmentationData
+    from napari_contrastseg.core.image_io import write_image
+
+    unpainted = SegmentationData(data_2d.image, np.zeros_like(data_2d.labels))
+    fast_config.method, fast_config.method_options, fast_config.pretrain = "semicontrast", SMALL["semicontrast"], True
+    events = list(train(unpainted, fast_config))
+    steps = [e for e in events if isinstance(e, Step)]
+    assert steps and all(set(e.losses) == {"global_ntxent", "total"} for e in steps)  # label-free only
+    pretrained = events[-1].model
+    fast_config.pretrain = False
+    after = list(train(data_2d, fast_config, initial_model=pretrained))
+    assert after[0].warm_start.startswith("partial")  # all but the head: the classes are new
+    assert all("global_ntxent" not in e.losses for e in after if isinstance(e, Step))  # not pre-trained again
+    fast_config.method, fast_config.method_options, fast_config.pretrain = "supervised", {}, True
+    assert "no label-free stage" in list(train(unpainted, fast_config))[-1].message
+    write_image(tmp_path / "image.npy", data_2d.image)
+    cli = ["train", str(tmp_path / "image.npy"), "--pretrain", "-o", str(tmp_path / "pre.safetensors"),
+           "--method", "semicontrast", "--iterations", "2", "--features", "8,16,32", "--patch-size", "32",
+           "--device", "cpu"]  # fmt: skip
+    assert main(cli) == 0 and (tmp_path / "pre.safetensors").is_file()

@@ -95,3 +95,22 @@ def test_the_settings_form_is_generated_from_the_settings_fields(session):
     assert form.read().slice_axis == 2 and form.read().method == "semicontrast"
     form.apply(defaults)
     assert form.read().slice_axis is None
+
+
+def test_pretrain_needs_no_paint_and_train_starts_from_it(session):
+    viewer, widget, qtbot = session
+    widget.apply_settings(FAST.copy(method="semicontrast", iterations=3))
+    events = []
+    widget.event_applied.connect(lambda e: events.append(e))
+    assert widget.training.pretrain()
+    wait_idle(widget, qtbot)
+    assert widget.state.pretrained is not None and widget.state.pretrained_image == "colin27-deep"
+    assert widget.model is None  # a starting point, not a model to apply
+    steps = [e for e in events if e.kind == "step"]
+    assert steps and all("supervised" not in e.losses for e in steps)
+    events.clear()
+    assert widget.train()
+    assert "from the pre-trained weights" in widget.status_label.text()
+    wait_idle(widget, qtbot)
+    started = next(e for e in events if e.kind == "started")
+    assert started.warm_start.startswith("partial") and widget.model is not None

@@ -143,6 +143,27 @@ def test_normalisation_choice_reaches_the_model_and_a_new_choice_trains_a_new_mo
         logic.cleanup()
 
 
+def test_pretraining_then_training_starts_from_the_pretrained_model(tmp_path):
+    scene = flows.new_scene()
+    volume, painted, _, _ = flows.sample_scene(scene)
+    logic = ContrastSegLogic(work_root=tmp_path)
+    try:
+        options = TrainingOptions(
+            method="semicontrast", iterations=2, device="cpu", extra_args=flows.FAST_TRAINING_ARGS
+        )
+        logic.start_pretraining(volume, options)
+        ended = logic.wait(timeout=600)
+        assert ended["ok"] and logic.pretrained is not None and logic.pretrained[0] == volume.GetID(), ended
+        notes = logic.start_training(volume, painted, options)
+        assert "Starting from the pre-trained weights." in notes
+        assert str(logic.pretrained[1]) in [str(a) for a in logic.task.runner.args]
+        assert logic.wait(timeout=600)["ok"]
+        with pytest.raises(ConversionError, match="label-free stage"):
+            logic.start_pretraining(volume, TrainingOptions(method="supervised"))
+    finally:
+        logic.cleanup()
+
+
 @needs_proc
 def test_stop_keeps_the_model_and_ends_the_process_tree(tmp_path):
     result = flows.run_stop_flow(flows.new_scene(), work_root=tmp_path, graceful=True)

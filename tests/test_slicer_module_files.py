@@ -95,6 +95,7 @@ def test_nothing_heavy_is_imported_when_slicer_loads_the_module():
         "subprocess",
         "weakref",
         "atexit",
+        "functools",
         "contextlib",
         "collections",
         "importlib",

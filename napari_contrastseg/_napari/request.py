@@ -85,6 +85,18 @@ def build_request(
     )
 
 
+def pretrain_request(image_layer, axis: int | None, settings: TrainingSettings, extras: Extras) -> TrainingRequest:
+    """Label-free pre-training of the image (nothing painted needed), slicing volumes along ``axis``."""
+    if image_layer is None:
+        raise InputError("Choose the image to pre-train on in the Image menu.")
+    image, channel_axis = image_array(image_layer)
+    shape = spatial_shape(image_layer)
+    data = SegmentationData(image, np.zeros(shape, np.uint8), None, None, channel_axis).validate(require_paint=False)
+    config = settings.to_config()
+    config.pretrain, config.slice_axis, config.preview_every = True, axis if len(shape) == 3 else None, 0
+    return TrainingRequest(data, config, None, None, 0.0, settings.cpu_threads, predict_at_end=False, nice=extras.nice)
+
+
 def names_for(labels: np.ndarray, names: list[str]) -> list[str]:
     """``names``, extended to every label value the painting uses (``class k`` for the unnamed ones)."""
     top = int(labels.max()) if labels.size else 0

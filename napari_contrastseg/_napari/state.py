@@ -38,7 +38,8 @@ class PaintedEstimate:
 class DockState:
     """``image`` / ``scribbles``: the chosen layers' names ("" when none). ``model``: the current model and
     ``model_source`` where it came from. ``training`` / ``applying``: whether such a job runs. ``slice_axis``: the
-    axis a 2D network slices the image along. ``estimates``: the held-out estimate after each training, with the
+    axis a 2D network slices the image along. ``pretrained``: a label-free pre-training of ``pretrained_image``,
+    the starting point of the next Train on it. ``estimates``: the held-out estimate after each training, with the
     painting it had (the "does more paint still help?" signal). ``status``: the dock's status line."""
 
     image: str = ""
@@ -52,6 +53,8 @@ class DockState:
     uncertainty: UncertaintyMap | None = None
     estimate: Estimate | None = None
     estimates: tuple[PaintedEstimate, ...] = ()
+    pretrained: TrainedModel | None = None
+    pretrained_image: str = ""
     status: str = ""
 
 

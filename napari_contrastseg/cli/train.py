@@ -9,6 +9,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ..core import distributed
 from ..core.config import NORMS, HoldoutConfig, NetworkConfig, NormalizationConfig, TrainConfig
 from ..core.data import SegmentationData
@@ -47,6 +49,12 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file (never an input)")
     p.add_argument("--classes", help="comma-separated class names, background first")
     p.add_argument("--warm-start", type=Path, help="continue from this model's weights")
+    p.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="label-free pre-training on IMAGE (no LABELS needed; semicontrast or action): a starting point for a "
+        "later --warm-start, which then skips the pre-training stages",
+    )
     p.add_argument("--events", choices=["jsonl"], help="print trainer events as JSON lines on stdout")
     p.add_argument("--checkpoint-dir", type=Path, help="folder for intermediate checkpoints")
     p.add_argument("--method", default=d.method, help="supervised, semicontrast or action")
@@ -126,6 +134,7 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
         network=network,
         normalization=normalization,
         holdout=HoldoutConfig(fraction=args.holdout),
+        pretrain=args.pretrain,
     )
     if args.no_augment:
         config.augmentation = replace(config.augmentation, enabled=False)
@@ -133,7 +142,8 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.images is None) == (args.image is None or args.labels is None) or (args.images and args.image):
+    single = args.image is not None and (args.labels is not None or args.pretrain)
+    if (args.images is None) != single or (args.images and args.image):
         raise ContrastSegError("give either IMAGE LABELS or --images FOLDER_OR_LIST, not both or neither.")
     names = [n.strip() for n in args.classes.split(",")] if args.classes else None
     inputs = [p for p in (args.image, args.labels, args.warm_start) if p is not None]  # --images: each pair below
@@ -146,8 +156,11 @@ def run(args: argparse.Namespace) -> int:
             check_output(output, [pair.image, *([pair.labels] if pair.labels else [])], overwrite=True)
         data = load_pairs(pairs, names, args.channel_axis)
     else:
-        image, labels = read_image(args.image), read_image(args.labels)
-        data = SegmentationData(image.array, labels.array, names, image.spacing, args.channel_axis)
+        image = read_image(args.image)
+        labels = read_image(args.labels).array if args.labels else np.zeros(image.array.shape, np.uint8)
+        if args.labels is None and args.channel_axis is not None:  # pre-training: labels of the spatial shape
+            labels = np.zeros(np.delete(image.array.shape, args.channel_axis), np.uint8)
+        data = SegmentationData(image.array, labels, names, image.spacing, args.channel_axis)
     initial = load_model(args.warm_start) if args.warm_start else None
     config = config_from_args(args, initial)
     device = distributed.init_from_environment(config.device)

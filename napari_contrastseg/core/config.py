@@ -98,9 +98,11 @@ class TrainConfig:
     The run ends at whichever comes first: ``time_budget`` seconds, ``iterations`` steps (None: no limit), or the
     held-out painting no longer improving (:class:`HoldoutConfig`). Time budgets are not bit-reproducible (how far
     a run gets depends on the machine); for reproducible runs give ``iterations`` and ``time_budget=None``.
-    ``sampling_balance``: the share of labelled crops centred on a painted voxel of a class drawn uniformly (rare
-    classes seen often); the others are centred on a painted voxel drawn uniformly (classes seen as often as
-    painted, which keeps a rare class from being over-predicted).
+    ``pretrain``: label-free pre-training on the image(s) before anything is painted (methods that have such a
+    stage: SemiContrast's global NT-Xent, ACTION's global distillation); no painting is needed, and a later run
+    warm-started from the result skips those stages. ``sampling_balance``: the share of labelled crops centred on
+    a painted voxel of a class drawn uniformly (rare classes seen often); the others are centred on a painted voxel
+    drawn uniformly (classes seen as often as painted, which keeps a rare class from being over-predicted).
     """
 
     method: str = "supervised"
@@ -119,6 +121,7 @@ class TrainConfig:
     preview_every: int = 25
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
     sampling_balance: float = 0.5
+    pretrain: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)

@@ -66,6 +66,13 @@ class UNet(nn.Module):
             decoder.append(y)
         return UNetOutput(self.head(y), decoder, bottleneck)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottleneck ``(B, features[-1], *S / 2**(depth-1))`` alone (no decoder: half the work)."""
+        y = self.stem(x)
+        for down in self.down:
+            y = down(y)
+        return y
+
     @property
     def decoder_channels(self) -> list[int]:
         """Channels of each decoder map, coarse to fine."""

@@ -19,8 +19,8 @@ class PatchSampler:
     A labelled crop is centred (up to a random shift) on a painted voxel: with probability ``balance`` one of a
     class drawn uniformly among the painted classes (in an image drawn uniformly among those holding it), else
     one drawn uniformly among all painted voxels (classes as often as they are painted). Unlabelled crops draw an
-    image with probability proportional to its voxel count (images without any paint included), then a position
-    uniformly. With one image the random stream has no image draws, so seeded runs reproduce.
+    image with probability proportional to its voxel count (images without any paint included), then a voxel of
+    its content (:meth:`content`). With one image the random stream has no image draws, so seeded runs reproduce.
 
     Args:
         images: normalised float32 arrays ``(C, *S_i)``, all with the same C and the same number of axes.
@@ -60,6 +60,7 @@ class PatchSampler:
         self.class_shares = counts / counts.sum() if counts.size else counts
         sizes = np.array([lab.size for lab in self.labels], dtype=np.float64)
         self.image_weights = sizes / sizes.sum()
+        self._content: dict[int, np.ndarray | None] = {}
 
     def _as_stack(self, image: np.ndarray, labels: np.ndarray, slice_axis: int | None) -> tuple[np.ndarray, np.ndarray]:
         if labels.ndim == 2:
@@ -117,13 +118,39 @@ class PatchSampler:
         return self._crop(picks, with_labels=True)
 
     def unlabelled(self, n: int) -> np.ndarray:
-        """``n`` crops from anywhere: ``(n, C', *P)`` (painted or not; the methods ignore the labels)."""
+        """``n`` crops where the image has content (painted or not; the methods ignore the labels): ``(n, C', *P)``.
+
+        Each is centred (up to a random shift) on a voxel of the image's content (:meth:`content`), so crops of
+        air around a head or of empty background around a sample are rare; uniform when no content is found.
+        """
         picks = []
         for _ in range(n):
             i = int(self.rng.choice(len(self.images), p=self.image_weights)) if len(self.images) > 1 else 0
-            shape = self.labels[i].shape
-            picks.append((i, [int(self.rng.integers(s - p + 1)) for p, s in zip(self.patch, shape, strict=True)]))
+            shape, content = self.labels[i].shape, self.content(i)
+            if content is None:
+                start = [int(self.rng.integers(s - p + 1)) for p, s in zip(self.patch, shape, strict=True)]
+            else:
+                voxel = np.unravel_index(self.rng.choice(content), shape)
+                start = [int(np.clip(v - self.rng.integers(p), 0, s - p))
+                         for v, p, s in zip(voxel, self.patch, shape, strict=True)]  # fmt: skip
+            picks.append((i, start))
         return self.crops(picks)
+
+    def content(self, i: int) -> np.ndarray | None:
+        """Flat indices (into the label stack; at most about 10^6, evenly thinned) of image ``i``'s voxels brighter
+        than Otsu's threshold of its first channel: the anatomy or the sample rather than the air or empty
+        background. None when that is under 1 % or over 99 % of the voxels (no clear background)."""
+        if i not in self._content:
+            from skimage.filters import threshold_otsu
+
+            depth = self.labels[i].shape[0]
+            channel = self.images[i][0, self.context : self.context + depth] if self.flat_2d else self.images[i][0]
+            flat = channel.reshape(-1)
+            threshold = threshold_otsu(flat[:: max(1, flat.size // 200_000)])
+            where = np.flatnonzero(flat > threshold)
+            share = where.size / flat.size
+            self._content[i] = where[:: max(1, where.size // 1_000_000)] if 0.01 <= share <= 0.99 else None
+        return self._content[i]
 
     def _crop(self, picks: list[tuple[int, list[int]]], with_labels: bool) -> tuple[np.ndarray, np.ndarray]:
         boxes = [(i, tuple(slice(s, s + p) for s, p in zip(start, self.patch, strict=True))) for i, start in picks]

@@ -36,7 +36,10 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
     ``data`` is one image or several (all 2D or all 3D, same channels); with several, unpainted ones are allowed.
     """
     items = [data] if isinstance(data, SegmentationData) else list(data)
-    if len(items) == 1:
+    if config.pretrain:  # label-free: any painting is ignored
+        for item in items:
+            item.validate(require_paint=False)
+    elif len(items) == 1:
         items[0].validate()
     else:
         validate_collection(items)
@@ -48,7 +51,7 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         raise InputError("sampling_balance must lie in [0, 1] and the held-out fraction in [0, 1).")
     if config.network.context < 0:
         raise InputError(f"context must be 0 or more neighbouring slices, got {config.network.context}.")
-    labels = [np.asarray(item.labels, dtype=np.int64) for item in items]
+    labels = [np.asarray(item.labels, dtype=np.int64) * (not config.pretrain) for item in items]
     ndim = labels[0].ndim
     dims = {"auto": "2d"}.get(config.dims, config.dims)
     if dims not in ("2d", "3d"):
@@ -93,9 +96,10 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
 
 
 def _slice_axis(labels: list[np.ndarray]) -> int:
-    """The painted slice axis of the painted images; the most common one when they differ (ties: first image)."""
+    """The painted slice axis of the painted images; the most common one when they differ (ties: first image);
+    the last axis when nothing is painted (pre-training)."""
     axes = [painted_slice_axis(lab) for lab in labels if (lab > 0).any()]
-    return max(axes, key=axes.count)
+    return max(axes, key=axes.count) if axes else 2
 
 
 def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:

@@ -19,7 +19,7 @@ from .budget import Budget, Plateau, learning_rate_factor
 from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
-from .errors import ContrastSegError, TrainingError
+from .errors import ContrastSegError, InputError, TrainingError
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .holdout import HeldOutSet, split_painting
 from .inference import predict_normalized
@@ -111,6 +111,10 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     network.to(device, memory_format=channels_last(info.spatial_dims)).train()
     distributed.broadcast_state(network)
     method = create_method(config.method, network, info.n_classes, config.method_options).to(device)
+    method.resume = warm != "none"  # Continue fine-tunes: the pre-training stages are not run again
+    method.pretraining = config.pretrain
+    if config.pretrain and not method.pretrainable:
+        raise InputError(f"Method {config.method!r} has no label-free stage to pre-train; use semicontrast or action.")
     distributed.broadcast_state(method)
     params = [p for m in (network, method) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -139,7 +143,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         info.normalization.mode,
     )
     budget = Budget(config.iterations, config.time_budget, device)
-    iteration, reason, losses, progress = 0, "", {}, 0.0
+    iteration, reason, losses, progress, stage = 0, "", {}, 0.0, 0
     while True:
         if distributed.any_rank(cancel is not None and cancel.is_set(), device):
             reason = "cancelled"
@@ -148,9 +152,13 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if progress >= 1:
             reason = budget.exhausted_by(iteration)
             break
-        batch = _sample(sampler, batch_size, method, augment, config.augmentation, device)
+        batch = _sample(sampler, batch_size, method, augment, config, device)
+        now, within = method.position(progress) if method.stagewise else (0, progress)
+        if now != stage:  # each stage is its own optimisation: fresh moments, its own learning-rate schedule
+            optimizer.state.clear()
+            stage = now
         for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * learning_rate_factor(progress)
+            group["lr"] = config.learning_rate * learning_rate_factor(within)
         try:
             losses = _step(stepped, method, optimizer, scaler, batch, progress, config.amp, device)
         except torch.OutOfMemoryError:
@@ -225,18 +233,23 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
 
 def _sample(sampler, batch_size, method, augment, config, device) -> Batch:
     """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank),
-    spatially augmented (labels along) and, for the labelled crops, in intensity too."""
+    spatially augmented (labels along) and, for the labelled crops, in intensity too. Pre-training: unlabelled
+    crops only (the labelled ones are empty)."""
     world, mine = (
         distributed.world_size(),
         slice(distributed.rank() * batch_size, (distributed.rank() + 1) * batch_size),
     )
-    images, labels = (_to_device(a[mine], device) for a in sampler.labelled(batch_size * world))
-    images, labels = augment(images, labels)
-    if config.enabled:
-        images = intensity_augment(images, augment.generator, probability=config.probability)
+    images = labels = torch.zeros(0)
+    if not config.pretrain:
+        images, labels = (_to_device(a[mine], device) for a in sampler.labelled(batch_size * world))
+        images, labels = augment(images, labels)
+        if config.augmentation.enabled:
+            images = intensity_augment(images, augment.generator, probability=config.augmentation.probability)
     unlabelled = None
     if method.needs_unlabelled:
-        unlabelled = augment(_to_device(sampler.unlabelled(batch_size * world)[mine], device))[0]
+        n = method.unlabelled_count(batch_size)
+        mine = slice(distributed.rank() * n, (distributed.rank() + 1) * n)
+        unlabelled = augment(_to_device(sampler.unlabelled(n * world)[mine], device))[0]
     return Batch(images, labels, unlabelled)
 
 

@@ -1,6 +1,7 @@
 import logging
 import os
 import sys
+from functools import partial
 
 import qt
 import slicer
@@ -79,6 +80,7 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.stopButton.connect("clicked(bool)", self.onStopButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.nextSliceButton.connect("clicked(bool)", self.onNextSliceButton)
+        self.ui.pretrainButton.connect("clicked(bool)", self.onPretrainButton)
         self.ui.addBackgroundButton.connect("clicked(bool)", self.onAddBackgroundButton)
 
         self.initializeParameterNode()
@@ -158,6 +160,7 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addBackgroundButton.visible = painted is not None and not hasBackground
         self.ui.addBackgroundButton.enabled = not busy
         self.ui.trainButton.enabled = bool(p and p.inputVolume and painted and hasBackground and not busy)
+        self.ui.pretrainButton.enabled = bool(p and p.inputVolume and not busy)
         self.ui.stopButton.enabled = busy
         ready = bool(p and p.inputVolume and self.logic and self.logic.has_model and not busy)
         self.ui.applyButton.enabled = ready
@@ -193,24 +196,37 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return False
         return True
 
-    def onTrainButton(self) -> None:
+    def _options(self) -> TrainingOptions:
+        p = self._parameterNode
+        return TrainingOptions(method=p.method, time_budget=p.timeBudget, iterations=p.iterations, device=p.device,
+                               norm=p.norm, warm_start=p.warmStart)  # fmt: skip
+
+    def _startTask(self, failure: str, start, status: str, maximum: int = messages.BAR_UNITS) -> None:
+        """Run ``start()`` (a logic call that starts a background task), then poll it with the timer."""
         if not self._ensureDependencies():
             return
-        p = self._parameterNode
-        options = TrainingOptions(method=p.method, time_budget=p.timeBudget, iterations=p.iterations, device=p.device,
-                                  norm=p.norm, warm_start=p.warmStart)  # fmt: skip
-        with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
             try:
-                notes = self.logic.start_training(p.inputVolume, p.paintedSegmentation, options)
+                notes = start() or []
             except ConversionError as err:
                 slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
                 return
-            self.ui.progressBar.maximum = messages.BAR_UNITS
-            self.ui.progressBar.value = 0
-            self.ui.estimateLabel.text = ""
-            self.setStatus(" ".join([_("Starting training...")] + notes))
+            p = self._parameterNode
+            self._predictionTarget = (p.inputVolume, p.paintedSegmentation)
+            self.ui.progressBar.maximum, self.ui.progressBar.value = maximum, 0  # 0: busy until told
+            self.setStatus(" ".join([status, *notes]))
             self._timer.start()
         self.updateGUIState()
+
+    def onTrainButton(self) -> None:
+        p = self._parameterNode
+        self.ui.estimateLabel.text = ""
+        start = partial(self.logic.start_training, p.inputVolume, p.paintedSegmentation, self._options())
+        self._startTask(_("Could not start training."), start, _("Starting training..."))
+
+    def onPretrainButton(self) -> None:
+        start = partial(self.logic.start_pretraining, self._parameterNode.inputVolume, self._options())
+        self._startTask(_("Could not start pre-training."), start, _("Pre-training on the volume (no paint needed)..."))
 
     def onStopButton(self) -> None:
         if not self.logic.busy:
@@ -222,39 +238,19 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
 
     def onApplyButton(self) -> None:
-        if not self._ensureDependencies():
-            return
         p = self._parameterNode
-        output = p.outputSegmentation
-        if output is not None and output is p.paintedSegmentation:
+        if p.outputSegmentation is not None and p.outputSegmentation is p.paintedSegmentation:
             slicer.util.errorDisplay(
                 _("Pick an output segmentation other than the one you painted."), windowTitle="ContrastSeg"
             )
             return
-        with slicer.util.tryWithErrorDisplay(_("Could not start the prediction."), waitCursor=True):
-            try:
-                self.logic.start_prediction(p.inputVolume, device=p.device, uncertainty=p.showUncertainty)
-            except ConversionError as err:
-                slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
-                return
-            self._predictionTarget = (p.inputVolume, p.paintedSegmentation)
-            self.ui.progressBar.maximum = 0  # busy until the first progress report
-            self.setStatus(_("Predicting..."))
-            self._timer.start()
-        self.updateGUIState()
+        start = partial(self.logic.start_prediction, p.inputVolume, device=p.device, uncertainty=p.showUncertainty)
+        self._startTask(_("Could not start the prediction."), start, _("Predicting..."), maximum=0)
 
     def onNextSliceButton(self) -> None:
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Could not suggest a slice."), waitCursor=True):
-            try:
-                self.logic.start_suggestion(p.inputVolume, p.paintedSegmentation, device=p.device)
-            except ConversionError as err:
-                slicer.util.errorDisplay(str(err), windowTitle="ContrastSeg")
-                return
-            self._predictionTarget = (p.inputVolume, p.paintedSegmentation)
-            self.setStatus(_("Looking for the slice to paint next..."))
-            self._timer.start()
-        self.updateGUIState()
+        start = partial(self.logic.start_suggestion, p.inputVolume, p.paintedSegmentation, device=p.device)
+        self._startTask(_("Could not suggest a slice."), start, _("Looking for the slice to paint next..."), 0)
 
     # -- background process ------------------------------------------------------------------------------------
 
@@ -296,6 +292,9 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.setStatus(event.get("message", ""))
             if not event.get("cancelled"):
                 slicer.util.errorDisplay(event.get("message", ""), windowTitle="ContrastSeg")
+            return
+        if event.get("task") == "pretrain":
+            self.setStatus(event["message"])
             return
         if event.get("task") == "train":
             self.ui.progressBar.value = self.ui.progressBar.maximum

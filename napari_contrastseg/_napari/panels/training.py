@@ -20,7 +20,7 @@ from ..devices import describe_cpu
 from ..jobs import Jobs, Run
 from ..layers import current_index, layer_named, make_slider, show_slice, viewer_dim
 from ..loss_plot import LossPlot
-from ..request import Extras, build_request, names_for, painted_count
+from ..request import Extras, build_request, names_for, painted_count, pretrain_request
 from ..results import PREDICTION, UNCERTAINTY
 from ..settings import TrainingSettings
 from ..settings_form import SettingsForm
@@ -49,7 +49,12 @@ class TrainingPanel(QGroupBox):
         self.stop_button.setToolTip("Stop after the current step; the model keeps the best weights it has learned")
         self.continue_button = QPushButton("Continue")
         self.continue_button.setToolTip("Paint more, then continue training from the current weights")
-        for b in (self.train_button, self.stop_button, self.continue_button):
+        self.pretrain_button = QPushButton("Pre-train")
+        self.pretrain_button.setToolTip(
+            "Before or while you paint: semicontrast and action learn the image's features without any paint; "
+            "the next Train on this image starts from them"
+        )
+        for b in (self.train_button, self.stop_button, self.continue_button, self.pretrain_button):
             buttons.addWidget(b)
         form.addRow(buttons)
         self.progress = QProgressBar()
@@ -67,6 +72,7 @@ class TrainingPanel(QGroupBox):
         self.train_button.clicked.connect(self.train)
         self.stop_button.clicked.connect(self.stop)
         self.continue_button.clicked.connect(self.continue_training)
+        self.pretrain_button.clicked.connect(self.pretrain)
         jobs.event_applied.connect(self._on_event)
         jobs.ended.connect(self._on_ended)
         state.events.model.connect(self._update_buttons)
@@ -109,7 +115,7 @@ class TrainingPanel(QGroupBox):
                 show_info(f"The scribbles use label {top}: added class names up to 'class {top}' (rename them).")
         if warm and self.state.model is None:
             show_info("There is no model yet, so training starts from scratch.")
-        model = self.state.model if warm else None
+        model = self.state.model if warm else self._pretrained_for(image)
         try:
             request = build_request(image, labels, self.state.class_names, self.read_settings(), model, self.extras)
         except ContrastSegError as err:
@@ -134,7 +140,38 @@ class TrainingPanel(QGroupBox):
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.estimate_label.setText("")
-        self.state.status = "Starting…" + (" (continuing from the current weights)" if model is not None else "")
+        said = "continuing from the current weights" if warm else "from the pre-trained weights"
+        self.state.status = "Starting…" + (f" ({said})" if model is not None else "")
+        self.jobs.start(run)
+        self.state.training = True
+        return True
+
+    def _pretrained_for(self, image):
+        """The pre-trained model of ``image``, if Pre-train ran on it."""
+        ok = image is not None and self.state.pretrained is not None and self.state.pretrained_image == image.name
+        return self.state.pretrained if ok else None
+
+    def pretrain(self) -> bool:
+        """Label-free pre-training of the chosen image (the Pre-train button); False if nothing started."""
+        if self.jobs.closing or self.jobs.running("train") is not None:
+            show_info("Training is already running: press Stop first, or wait until it ends.")
+            return False
+        image = layer_named(self.viewer, self.state.image, Image)
+        axis = None
+        if image is not None and image.ndim == 3:  # slices along the axis the viewer slides through
+            axis = int(next(d for d in self.viewer.dims.order if d not in self.viewer.dims.displayed))
+            axis -= self.viewer.dims.ndim - image.ndim
+        try:
+            request = pretrain_request(image, axis, self.read_settings(), self.extras)
+        except ContrastSegError as err:
+            show_error(str(err))
+            return False
+        control = RunControl()
+        run = Run("train", control, training_events(request, control), image.name, PREDICTION, UNCERTAINTY,
+                  list(self.state.class_names), "", request)  # fmt: skip
+        self.progress.setFormat("%p%")
+        self.progress.setValue(0)
+        self.state.status = "Pre-training on the image (no paint needed)…"
         self.jobs.start(run)
         self.state.training = True
         return True
@@ -190,6 +227,13 @@ class TrainingPanel(QGroupBox):
             self.estimate_label.setText(said)
 
     def _on_finished(self, run: Run, event) -> None:
+        if run.request.config.pretrain:
+            self.state.pretrained_image, self.state.pretrained = run.image_name, event.model
+            self.state.status = (
+                f"Pre-trained for {event.seconds:.0f} s ({event.iteration} steps): the next Train on "
+                f"'{run.image_name}' starts from these weights."
+            )
+            return
         self.state.model_source = "trained here"
         self.state.model = event.model
         if event.model.info.slice_axis is not None:
@@ -250,6 +294,7 @@ class TrainingPanel(QGroupBox):
     def _update_buttons(self, *_args) -> None:
         run = self.jobs.running("train")
         self.train_button.setEnabled(run is None)
+        self.pretrain_button.setEnabled(run is None)
         self.continue_button.setEnabled(run is None and self.state.model is not None)
         flag = None if run is None else run.control.skip_prediction if run.predicting else run.control.stop
         self.stop_button.setEnabled(flag is not None and not flag.is_set())

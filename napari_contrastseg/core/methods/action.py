@@ -4,7 +4,12 @@ Schedule inside one budget (fractions are options): stage 1 ``global_fraction`` 
 teacher's pooled-bottleneck embeddings into the student's (KL over a FIFO queue of teacher embeddings); stage 2
 ``local_fraction`` does the same on pooled patches of the output feature map, with the supervised loss; stage 3 (the
 rest) trains with supervised + pseudo-label loss on CutMix-mixed unlabelled views + ``anco_weight`` x anatomical
-contrast. The teacher sees weak augmentation, the student strong. Named deviations from the reference:
+contrast, both ramped up over the first fifth of the stage. The teacher sees weak augmentation, the student strong.
+Each stage is its own optimisation (``stagewise_optimizer``), as the reference runs them; a Continue (warm start)
+only runs stage 3. Named deviations from the reference: ``local_patch`` / ``local_stride`` 16 / 8 (the reference's
+64 / 32 are for 256-pixel slices: a quarter of the crop, here 49 patches of a 64-pixel crop); the supervised loss of
+stages 1-2 is computed on the student's strong view of the labelled crops (no extra forward pass);
+``supervised_weight`` 1 (reference 0.5);
 ``joint_supervision`` (default True) adds the supervised loss to stage 1 too; strong intensity augmentation
 (brightness, contrast, gamma, noise at twice the weak ranges) stands in for the AdvMorph augmentation the reference
 code imports but does not ship, because it keeps pixels aligned between teacher and student views; the trainer's
@@ -36,7 +41,7 @@ from ..losses import (
 )
 from ..network import UNet
 from .base import Batch, Method, register
-from .schedule import seeded_generator, stage_at
+from .schedule import ramp, seeded_generator
 
 
 class DistillationBranch(nn.Module):
@@ -66,6 +71,7 @@ class Action(Method):
 
     name = "action"
     needs_unlabelled = True
+    pretrainable = True
     defaults = {
         "global_fraction": 0.2,
         "local_fraction": 0.3,
@@ -75,8 +81,10 @@ class Action(Method):
         "embedding_dim": 256,
         "tau_s": 0.1,
         "tau_t": 0.01,
-        "local_patch": 64,
-        "local_stride": 32,
+        "local_patch": 16,
+        "local_stride": 8,
+        "stagewise_optimizer": True,
+        "supervised_weight": 1.0,
         "confidence_threshold": 0.97,
         "anco_weight": 0.01,
         "anco_queries": 256,
@@ -105,7 +113,7 @@ class Action(Method):
     def losses(self, network: UNet, batch: Batch, progress: float) -> dict[str, torch.Tensor]:
         o, g = self.options, self.generator
         teacher = self.teacher[0].eval()
-        stage = stage_at(progress, [o["global_fraction"], o["local_fraction"]])
+        stage, within = self.position(progress)
         terms: dict[str, torch.Tensor] = {}
         images, labels = batch.images, batch.labels
         if stage < 2:
@@ -125,12 +133,17 @@ class Action(Method):
                     local_patch_embeddings(t_out.decoder[-1], o["local_patch"], o["local_stride"]),
                     o["tau_s"], o["tau_t"],
                 )  # fmt: skip
-            if stage == 1 or o["joint_supervision"]:
-                terms["supervised"] = painted_ce_dice_loss(network(images).logits, labels)
+            if (stage == 1 or o["joint_supervision"]) and not self.pretraining:
+                logits = s_out.logits[: len(images)]  # the labelled crops' strong views: no extra forward pass
+                terms["supervised"] = o["supervised_weight"] * painted_ce_dice_loss(logits, labels)
             return terms
-        return self._stage3(network, teacher, images, labels, batch.unlabelled)
+        return self._stage3(network, teacher, images, labels, batch.unlabelled, ramp(within))
 
-    def _stage3(self, network, teacher, images, labels, unlabelled) -> dict[str, torch.Tensor]:
+    @property
+    def stage_fractions(self) -> list[float]:
+        return [self.options["global_fraction"], self.options["local_fraction"]]
+
+    def _stage3(self, network, teacher, images, labels, unlabelled, weight: float) -> dict[str, torch.Tensor]:
         o, g = self.options, self.generator
         with torch.no_grad():
             t_unl = torch.softmax(teacher(intensity_augment(unlabelled, g)).logits.float(), 1)
@@ -154,9 +167,9 @@ class Action(Method):
             generator=None,
         )  # fmt: skip
         return {
-            "supervised": painted_ce_dice_loss(logits_lab, labels),
-            "pseudo_label": unsup,
-            "anatomical": o["anco_weight"] * anco,
+            "supervised": o["supervised_weight"] * painted_ce_dice_loss(logits_lab, labels),
+            "pseudo_label": weight * unsup,
+            "anatomical": weight * o["anco_weight"] * anco,
         }
 
     def after_step(self, network: UNet, progress: float) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..network import UNet
+from .schedule import stage_position
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     needs_unlabelled: ClassVar[bool] = False
+    #: whether the method has a label-free first stage that can run before anything is painted
+    pretrainable: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, network: UNet, n_classes: int, options: dict[str, Any] | None = None) -> None:
@@ -50,6 +53,31 @@ class Method(nn.Module):
             )
         self.options = {**self.defaults, **(options or {})}
         self.n_classes = n_classes
+        #: a warm start (Continue): the whole budget is the last stage (fine-tuning), see ``stage_position``
+        self.resume = False
+        #: label-free pre-training: the whole budget is the first stage, without any supervised term
+        self.pretraining = False
+
+    @property
+    def stage_fractions(self) -> list[float]:
+        """Shares of the budget of every stage but the last (which takes the rest); [] for one stage."""
+        return []
+
+    @property
+    def stagewise(self) -> bool:
+        """Whether the trainer starts each stage with a fresh optimiser state and its own learning-rate schedule
+        (option ``stagewise_optimizer``, default True; False: one schedule over the whole budget)."""
+        return bool(self.options.get("stagewise_optimizer", True))
+
+    def position(self, progress: float) -> tuple[int, float]:
+        """``(stage, share of it done)`` at ``progress`` of the budget."""
+        if self.pretraining:
+            return 0, progress
+        return stage_position(progress, self.stage_fractions, self.resume)
+
+    def unlabelled_count(self, batch_size: int) -> int:
+        """Unlabelled crops per step (the labelled ones are ``batch_size``)."""
+        return batch_size
 
     def losses(self, network: UNet, batch: Batch, progress: float) -> dict[str, torch.Tensor]:
         """Loss terms to add up, at ``progress`` in [0, 1) of the iteration budget."""

@@ -65,6 +65,8 @@ class ContrastSegLogic(BackgroundTasks):
         self.estimates: list[tuple[int, float]] = []
         self.suggestions: list[dict] = []
         self._painted_slices = 0
+        self.pretrained: tuple[str, Path] | None = None  # (volume node ID, model) of a label-free pre-training
+        self._pretraining_volume = ""
 
     @property
     def has_model(self) -> bool:
@@ -125,11 +127,36 @@ class ContrastSegLogic(BackgroundTasks):
                 notes.append("Continuing from the previous model.")
             else:
                 notes.append("The normalisation layer changed, so a new model is trained.")
+        elif self.pretrained is not None and self.pretrained[0] == volume_node.GetID() and self.pretrained[1].is_file():
+            args += ["--warm-start", self.pretrained[1]]
+            notes.append("Starting from the pre-trained weights.")
         args += list(options.extra_args)
         self.classes, self.norm = classes, options.norm
         self.device_description = ""
         self._start("train", args, work_dir, model_path)
         return notes
+
+    def start_pretraining(self, volume_node, options: TrainingOptions | None = None) -> list[str]:
+        """Start a label-free pre-training of the volume (``contrastseg train --pretrain``, semicontrast or action):
+        nothing painted is needed, and the next training on this volume starts from it."""
+        options = options or TrainingOptions(method="semicontrast")
+        if self.busy:
+            raise RuntimeError("A training or prediction is already running; stop it first.")
+        if volume_node is None:
+            raise ConversionError("Pick the input volume.")
+        if options.method not in ("semicontrast", "action"):
+            raise ConversionError("Pre-training needs a method with a label-free stage: pick semicontrast or action.")
+        work_dir = self._new_work_dir("pretrain")
+        image = conversions.array_from_volume(volume_node)
+        image_path = conversions.write_nifti(work_dir / "image.nii", image, conversions.ijk_to_ras(volume_node))
+        del image
+        output = work_dir / "pretrained.safetensors"
+        args = ["train", image_path, "--pretrain", "-o", output, "--events", "jsonl", "--method", options.method,
+                *_budget_args(options), "--device", options.device, "--norm", options.norm,
+                *options.extra_args]  # fmt: skip
+        self._pretraining_volume = volume_node.GetID()
+        self._start("pretrain", args, work_dir, output)
+        return []
 
     # -- where to paint next ------------------------------------------------------------------------------------
 
@@ -261,12 +288,19 @@ class ContrastSegLogic(BackgroundTasks):
             task.saved = "suggestions"
 
     def _forget_files(self) -> None:
-        self.model_path = self.prediction_path = self.uncertainty_path = None
+        self.model_path = self.prediction_path = self.uncertainty_path = self.pretrained = None
 
     def _finish(self, task: Task) -> dict:
         code = task.runner.returncode
         stopped = task.runner.stop_requested
-        if task.kind == "train":
+        if task.kind == "pretrain":
+            ok = task.saved is not None and Path(task.saved).is_file()
+            if ok:
+                self.pretrained = (self._pretraining_volume, Path(task.saved))
+            message = "Pre-training finished: the next Train on this volume starts from it." if ok else (
+                task.failed or self._crash_message("Pre-training", task))  # fmt: skip
+            cancelled = stopped and not ok
+        elif task.kind == "train":
             ok = task.saved is not None and Path(task.saved).is_file()
             if ok:
                 self._replace_model(Path(task.saved))

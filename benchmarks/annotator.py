@@ -1,0 +1,135 @@
+"""A simulated annotator: paints where the tool says, round after round, and we watch the Dice and the clock.
+
+Per task of the suite: start from the protocol's 1 painted slice, train at the default budget, then repeat: ask for
+the next slice (``suggest_slices``, the function behind ``contrastseg suggest`` and napari's and Slicer's buttons),
+paint it whole from the ground truth, Continue from the current weights for the default budget. Compared with:
+``random`` (a random unpainted slice, Continue the same way) and ``even`` (the protocol's N evenly spaced slices,
+trained from scratch). In each round of the tool's strategy two more runs on the same painting measure Continue
+against training from scratch: ``scratch`` (a new model, the full budget) and ``continue-half`` (Continue for half
+the budget). Dice counts the slices never painted so far; the reference is the Dice of 10 evenly spaced slices.
+
+Example (what docs/benchmarks.md reports):
+    python benchmarks/annotator.py --rounds 4 --seeds 0 --out docs/results/annotator/annotator.json
+Runs already in the file are skipped; prints tables and writes plots next to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import SUITE, load_dataset  # noqa: E402
+from scoring import paint, score  # noqa: E402
+from suite import pause_point  # noqa: E402
+
+from napari_contrastseg.core.config import TrainConfig  # noqa: E402
+from napari_contrastseg.core.data import SegmentationData  # noqa: E402
+from napari_contrastseg.core.events import Finished  # noqa: E402
+from napari_contrastseg.core.suggest import suggest_slices  # noqa: E402
+from napari_contrastseg.core.trainer import train  # noqa: E402
+from napari_contrastseg.samples.protocol import painted_slice_indices, unpainted_mask  # noqa: E402
+
+REFERENCE_SLICES = 10
+
+
+def fit(vol, painted, config, initial=None):
+    """Train (from ``initial`` if given); returns (model, seconds, Dice on never-painted slices, uncertainty)."""
+    finished = next(e for e in train(SegmentationData(vol.image, painted, vol.class_names, vol.spacing), config,
+                                     initial_model=initial) if isinstance(e, Finished))  # fmt: skip
+    prediction = finished.model.predict(vol.image, probabilities=False)
+    mask = unpainted_mask(painted, vol.slice_axis)
+    dice = score(prediction.labels, vol.ground_truth, mask, None, False)["mean_dice"]
+    return finished.model, finished.seconds, dice, prediction.uncertainty
+
+
+def with_slice(vol, painted, index):
+    """``painted`` with slice ``index`` (along the task's axis) painted whole from the ground truth."""
+    out = painted.copy()
+    where = [slice(None)] * 3
+    where[vol.slice_axis] = index
+    out[tuple(where)] = vol.ground_truth[tuple(where)]
+    return out
+
+
+def run_task(vol, seed: int, rounds: int, record) -> None:
+    """Every strategy on one task; ``record(strategy, round, painted slices, seconds, dice)`` stores a point."""
+    config = TrainConfig(seed=seed, device="cpu")
+    half = replace(config, time_budget=config.time_budget / 2)
+    rng = np.random.default_rng(seed)
+    start = paint(vol.ground_truth, "slices:1", seed, vol.slice_axis)
+    pause_point()
+    model, seconds, dice, uncertainty = fit(vol, start, config)
+    for strategy in ("tool", "random"):
+        record(strategy, 0, 1, seconds, dice)
+    state = {"tool": (start, model, uncertainty), "random": (start, model, uncertainty)}
+    for k in range(1, rounds + 1):
+        for strategy in ("tool", "random"):
+            painted, model, uncertainty = state[strategy]
+            if strategy == "tool":
+                index = suggest_slices(model, None, painted, 1, axis=vol.slice_axis, uncertainty=uncertainty)[0].index
+            else:
+                free = sorted(
+                    set(range(painted.shape[vol.slice_axis])) - set(painted_slice_indices(painted, vol.slice_axis))
+                )
+                index = int(rng.choice(free))
+            painted = with_slice(vol, painted, index)
+            pause_point()
+            if strategy == "tool":  # Continue against from scratch, on the same painting
+                _, s_scratch, d_scratch, _ = fit(vol, painted, config)
+                record("scratch", k, k + 1, s_scratch, d_scratch)
+                _, s_half, d_half, _ = fit(vol, painted, half, initial=model)
+                record("continue-half", k, k + 1, s_half, d_half)
+            new_model, seconds, dice, new_uncertainty = fit(vol, painted, config, initial=model)
+            record(strategy, k, k + 1, seconds, dice)
+            state[strategy] = (painted, new_model, new_uncertainty)
+        even = paint(vol.ground_truth, f"slices:{k + 1}", seed, vol.slice_axis)
+        pause_point()
+        _, seconds, dice, _ = fit(vol, even, config)
+        record("even", k, len(painted_slice_indices(even, vol.slice_axis)), seconds, dice)
+    reference = paint(vol.ground_truth, f"slices:{REFERENCE_SLICES}", seed, vol.slice_axis)
+    pause_point()
+    _, seconds, dice, _ = fit(vol, reference, config)
+    record("even-10", 0, len(painted_slice_indices(reference, vol.slice_axis)), seconds, dice)
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", module="monai")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(SUITE))
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--out", type=Path, default=Path("benchmark-results/annotator.json"))
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    points = json.loads(args.out.read_text()) if args.out.exists() else []
+    done = {(p["dataset"], p["seed"]) for p in points if p["strategy"] == "even-10"}
+    for name in args.datasets.split(","):
+        vol = load_dataset(name)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            if (name, seed) in done:
+                continue
+            task = [p for p in points if (p["dataset"], p["seed"]) != (name, seed)]  # a half-done task restarts
+
+            def record(strategy, k, painted, seconds, dice, name=name, seed=seed, task=task):
+                task.append({"dataset": name, "seed": seed, "strategy": strategy, "round": k, "painted": painted,
+                             "train_seconds": seconds, "mean_dice": dice})  # fmt: skip
+                args.out.write_text(json.dumps(task, indent=1))
+                print(f"{name} seed {seed} {strategy} round {k}: {painted} slices, Dice {dice:.3f} in {seconds:.0f} s",
+                      flush=True)  # fmt: skip
+
+            run_task(vol, seed, args.rounds, record)
+            points = task
+    from report_annotator import report
+
+    report(points, args.out.parent)
+
+
+if __name__ == "__main__":
+    main()

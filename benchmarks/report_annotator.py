@@ -1,0 +1,107 @@
+"""Tables and plots of the simulated annotator (annotator.py): Dice against painted slices and against time.
+
+Usage: ``python benchmarks/report_annotator.py RUNS.json`` (plots next to the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+STRATEGIES = ("tool", "even", "random")
+TARGET_SHARE = 0.9
+
+
+def slices_to_reach(points: list[dict], target: float) -> float:
+    """The fewest painted slices whose Dice reaches ``target`` (inf when none does)."""
+    hits = [p["painted"] for p in points if np.isfinite(p["mean_dice"]) and p["mean_dice"] >= target]
+    return float(min(hits)) if hits else float("inf")
+
+
+def report(points: list[dict], folder: Path | None = None) -> None:
+    by = defaultdict(list)
+    for p in points:
+        by[(p["dataset"], p["strategy"])].append(p)
+    tasks = sorted({p["dataset"] for p in points if p["strategy"] == "even-10"})
+    print(
+        "\n| task | 10 even slices | 90 % of it | slices needed: tool / even / random | Dice per round: tool | even |"
+    )
+    print("|---|---|---|---|---|---|")
+    needed = defaultdict(list)
+    for task in tasks:
+        reference = by[(task, "even-10")][0]["mean_dice"]
+        target = TARGET_SHARE * reference
+        counts = {s: slices_to_reach(by[(task, s)], target) for s in STRATEGIES}
+        for s, n in counts.items():
+            needed[s].append(n)
+        curves = {s: " ".join(f"{p['mean_dice']:.2f}" for p in sorted(by[(task, s)], key=lambda p: p["round"]))
+                  for s in ("tool", "even")}  # fmt: skip
+        shown = " / ".join("-" if not np.isfinite(n) else f"{n:.0f}" for n in counts.values())
+        print(f"| {task} | {reference:.3f} | {target:.3f} | {shown} | {curves['tool']} | {curves['even']} |")
+    most = max((p["painted"] for p in points), default=0) + 1  # a strategy that never reaches the target
+    means = {s: float(np.mean([n if np.isfinite(n) else most for n in v])) for s, v in needed.items()}
+    print("\nMean slices needed to reach 90 % of the 10-even-slice Dice (not reached: counted as "
+          f"{most}): " + ", ".join(f"{s} {m:.2f}" for s, m in means.items()))  # fmt: skip
+    if means.get("even"):
+        print(f"tool / even = {means['tool'] / means['even']:.2f} (target: at most 0.70)")
+    _continue_against_scratch(by, tasks)
+    if folder is not None:
+        _plot(by, tasks, folder)
+
+
+def _continue_against_scratch(by, tasks) -> None:
+    """Per round of the tool's strategy: Continue for half the budget against a new model for the whole budget."""
+    rows = []
+    for task in tasks:
+        scratch = {p["round"]: p for p in by[(task, "scratch")]}
+        for p in by[(task, "continue-half")]:
+            s = scratch.get(p["round"])
+            if s and np.isfinite(s["mean_dice"]) and np.isfinite(p["mean_dice"]):
+                rows.append((task, p["round"], p["mean_dice"], p["train_seconds"], s["mean_dice"], s["train_seconds"]))
+    if not rows:
+        return
+    print(
+        "\n| task | round | Continue, half budget: Dice (s) | from scratch, full budget: Dice (s) |\n|---|---|---|---|"
+    )
+    for task, k, d_half, s_half, d_full, s_full in rows:
+        print(f"| {task} | {k} | {d_half:.3f} ({s_half:.0f}) | {d_full:.3f} ({s_full:.0f}) |")
+    reached = sum(d_half >= d_full for _, _, d_half, _, d_full, _ in rows)
+    print(f"Continue reached the from-scratch Dice in half the time in {reached} of {len(rows)} rounds.")
+
+
+def _plot(by, tasks, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for x_key, name in (("painted", "slices"), ("time", "time")):
+        fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
+        for ax, task in zip(axes[0], tasks, strict=True):
+            for strategy in STRATEGIES:
+                points = sorted(by[(task, strategy)], key=lambda p: p["round"])
+                if not points:
+                    continue
+                spent = [p["train_seconds"] for p in points]  # "even" trains anew each round; the others continue
+                seconds = spent if strategy == "even" else np.cumsum(spent)
+                xs = [p["painted"] for p in points] if x_key == "painted" else seconds
+                ax.plot(xs, [p["mean_dice"] for p in points], marker="o", label=strategy)
+            ax.axhline(by[(task, "even-10")][0]["mean_dice"], color="grey", ls="--", lw=1)
+            ax.set(title=task, xlabel="painted slices" if x_key == "painted" else "training time (s, cumulative)")
+        axes[0][0].set_ylabel("Dice, never-painted slices")
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / f"annotator-dice-vs-{name}.png"
+        fig.savefig(path, dpi=100)
+        print(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("runs", type=Path)
+    args = parser.parse_args()
+    report(json.loads(args.runs.read_text()), args.runs.parent)
