@@ -68,9 +68,11 @@ def data_3d() -> SegmentationData:
 
 @pytest.fixture
 def fast_config() -> TrainConfig:
-    """A tiny network and few iterations: seconds on a CPU. Nothing held out: runs last their iterations."""
+    """A tiny network and few iterations: seconds on a CPU. No time budget and nothing held out: runs last their
+    iterations, and the learning rate follows the iterations alone (never the clock of a loaded machine)."""
     return TrainConfig(
         iterations=6,
+        time_budget=None,
         batch_size=2,
         patch_size=32,
         device="cpu",

@@ -43,7 +43,7 @@ def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path,
     assert main(["info", str(model)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["spacing"] == pytest.approx([0.922, 0.922, 2.5], abs=1e-3) and info["slice_axis"] == 2
-    assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group", "context": 1}
+    assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group", "context": 0}
 
 
 def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti, tmp_path, capsys):
@@ -59,7 +59,7 @@ def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti
         "features": [8, 16, 32],
         "dropout": 0.0,
         "norm": "group",
-        "context": 1,
+        "context": 0,
     }
     third = tmp_path / "third.safetensors"
     assert main(["train", *data, "-o", str(third), "--warm-start", str(first), "--norm", "batch", *FAST]) == 1

@@ -17,7 +17,8 @@ class NetworkConfig:
     """U-Net shape: ``features`` are the encoder widths from the finest to the bottleneck level.
 
     ``context``: neighbouring slices on each side that a 2D network on a volume takes as extra input channels
-    (edge slices repeated at the ends); 0 for 2D images, 3D networks and models written before it existed.
+    (edge slices repeated at the ends); 0 by default (chosen on the painting alone, docs/benchmarks.md), for 2D
+    images, 3D networks and models written before it existed.
     ``norm``: ``batch`` (fixed statistics at inference, folded into the convolutions: fastest, and a tile's
     prediction does not depend on the tile's contents), ``group`` (GroupNorm with :data:`GROUPS` groups: statistics
     of each crop or tile, none learnt from the training batches) or ``instance``.
@@ -27,7 +28,7 @@ class NetworkConfig:
     dropout: float = 0.0
     norm: str = "batch"  # one of NORMS
     #: a 2D network on a volume also sees this many neighbouring slices on each side, as extra input channels
-    context: int = 1
+    context: int = 0
 
     @property
     def min_size(self) -> int:

@@ -233,23 +233,21 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
 
 def _sample(sampler, batch_size, method, augment, config, device) -> Batch:
     """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank),
-    spatially augmented (labels along) and, for the labelled crops, in intensity too. Pre-training: unlabelled
-    crops only (the labelled ones are empty)."""
-    world, mine = (
-        distributed.world_size(),
-        slice(distributed.rank() * batch_size, (distributed.rank() + 1) * batch_size),
-    )
+    spatially augmented (labels along) and, for the labelled crops, in intensity too. Every rank augments the whole
+    draw with the same generator and keeps its share, so that ranks stay in step and N ranks train as one process
+    with N times the batch. Pre-training: unlabelled crops only (the labelled ones are empty)."""
+    world, rank = distributed.world_size(), distributed.rank()
     images = labels = torch.zeros(0)
     if not config.pretrain:
-        images, labels = (_to_device(a[mine], device) for a in sampler.labelled(batch_size * world))
-        images, labels = augment(images, labels)
+        images, labels = augment(*(_to_device(a, device) for a in sampler.labelled(batch_size * world)))
         if config.augmentation.enabled:
             images = intensity_augment(images, augment.generator, probability=config.augmentation.probability)
+        mine = slice(rank * batch_size, (rank + 1) * batch_size)
+        images, labels = images[mine], labels[mine]
     unlabelled = None
     if method.needs_unlabelled:
         n = method.unlabelled_count(batch_size)
-        mine = slice(distributed.rank() * n, (distributed.rank() + 1) * n)
-        unlabelled = augment(_to_device(sampler.unlabelled(n * world)[mine], device))[0]
+        unlabelled = augment(_to_device(sampler.unlabelled(n * world), device))[0][rank * n : (rank + 1) * n]
     return Batch(images, labels, unlabelled)
 
 
