@@ -110,8 +110,9 @@ def _plot(table, methods: list[str], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(keys)), 4.5))
     width = 0.8 / len(methods)
     for k, m in enumerate(methods):
-        means = [np.nanmean([r["mean_dice"] for r in table[key].get(m, [])] or [np.nan]) for key in keys]
-        sds = [np.nanstd([r["mean_dice"] for r in table[key].get(m, [])] or [np.nan]) for key in keys]
+        dice = [[r["mean_dice"] for r in table[key].get(m, []) if np.isfinite(r["mean_dice"])] for key in keys]
+        means = [np.mean(d) if d else np.nan for d in dice]
+        sds = [np.std(d) if d else np.nan for d in dice]
         ax.bar(np.arange(len(keys)) + k * width, means, width, yerr=sds, capsize=2, label=m)
     ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2)
     ax.set_xticklabels([f"{d}\n{p}" for d, p in keys], rotation=60, ha="right", fontsize=7)

@@ -40,6 +40,7 @@ def _labels(*classes):
         (_image(), _labels(1, 3), {"class_names": ["background", "cell"]}, "only 2 class names"),
         (_image().astype(np.complex64), _labels(1, 2), {}, "real-valued"),
         (np.random.rand(3, 20, 24), _labels(1, 2), {"channel_axis": 5}, "channel_axis 5"),
+        (np.random.rand(20, 24, 6), _labels(1, 2), {}, "which axis holds the channels"),  # 6: not found by itself
     ],
 )
 def test_bad_input_is_refused_with_a_plain_message(image, labels, kwargs, message):

@@ -72,6 +72,8 @@ class SegmentationData:
             hint = "paint on a labels layer of the image's shape"
             if self.channel_axis is not None:
                 hint += f", or check the channel axis ({self.channel_axis} was used)"
+            elif np.ndim(self.image) == labels.ndim + 1:
+                hint += ", or say which axis holds the channels (channel_axis=..., --channel-axis in the CLI)"
             raise InputError(
                 f"The labels have shape {labels.shape} but the image's spatial shape is "
                 f"{spatial_shape_of(self.image, self.channel_axis)}; {hint}."
