@@ -12,6 +12,8 @@ pytest.importorskip("pytestqt")
 
 from napari_helpers import FAST, TIMEOUT_MS, needs_display, wait_idle  # noqa: E402
 
+from napari_contrastseg.core.config import TrainConfig  # noqa: E402
+
 pytestmark = [pytest.mark.gui, needs_display]
 
 
@@ -41,11 +43,11 @@ def test_first_launch_shows_layers_classes_and_device(session):
 
 def test_normalisation_choice_reaches_the_engine_config(session):
     _, widget, _ = session
-    widget.apply_settings(FAST.copy(norm="group"))
-    assert widget.training.form["norm"].value == "group"
-    assert widget.read_settings().to_config().network.norm == "group"
-    widget.apply_settings(FAST)
+    widget.apply_settings(FAST.copy(norm="batch"))
+    assert widget.training.form["norm"].value == "batch"
     assert widget.read_settings().to_config().network.norm == "batch"
+    widget.apply_settings(FAST)
+    assert widget.read_settings().to_config().network.norm == "group" == TrainConfig().network.norm
 
 
 def test_train_previews_then_predicts_whole_image_without_touching_scribbles(session):
@@ -118,13 +120,13 @@ def test_stop_keeps_a_usable_model_and_continue_warm_starts(session, notes):
     predicted = widget.model.predict(viewer.layers["colin27-deep"].data[:, :, 30:34], probabilities=False)
     assert predicted.labels.shape == (90, 78, 4)
 
-    widget.apply_settings(FAST.copy(iterations=4, norm="group"))
+    widget.apply_settings(FAST.copy(iterations=4, norm="batch"))
     events.clear()
     assert widget.continue_training()
     wait_idle(widget, qtbot)
     started = [e for e, _ in events if e.kind == "started"][0]
     assert started.warm_start == "full"
-    assert widget.model.info.network.norm == "batch", "Continue keeps the current model's normalisation layer"
+    assert widget.model.info.network.norm == "group", "Continue keeps the current model's normalisation layer"
 
 
 def test_errors_become_notifications(session, notes):

@@ -24,7 +24,7 @@ for _path in (MODULE_DIR, MODULE_DIR / "Testing" / "Python"):
 
 import ContrastSegTestFlows as flows  # noqa: E402
 from ContrastSegLib import NORMS, ContrastSegLogic, ConversionError, TrainingOptions, conversions  # noqa: E402
-from ContrastSegLib.logic import TIME_BUDGET  # noqa: E402
+from ContrastSegLib.logic import NORM, TIME_BUDGET  # noqa: E402
 
 from napari_contrastseg.core.config import NORMS as CORE_NORMS  # noqa: E402
 from napari_contrastseg.core.config import TrainConfig  # noqa: E402
@@ -117,6 +117,7 @@ def test_defaults_are_the_engines_and_a_run_without_limit_is_refused(tmp_path):
     assert (
         TrainingOptions().time_budget == TIME_BUDGET == TrainConfig().time_budget and not TrainingOptions().iterations
     )
+    assert TrainingOptions().norm == NORM == TrainConfig().network.norm
     scene = flows.new_scene()
     volume, painted, _, _ = flows.sample_scene(scene)
     logic = ContrastSegLogic(work_root=tmp_path)

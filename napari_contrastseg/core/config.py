@@ -26,7 +26,7 @@ class NetworkConfig:
 
     features: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.0
-    norm: str = "batch"  # one of NORMS
+    norm: str = "group"  # one of NORMS; chosen on the painting alone (docs/benchmarks.md)
     #: a 2D network on a volume also sees this many neighbouring slices on each side, as extra input channels
     context: int = 0
 

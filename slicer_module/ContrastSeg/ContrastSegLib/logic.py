@@ -28,6 +28,8 @@ NORMS = ("batch", "group", "instance")
 #: The engine's default time budget in seconds (``napari_contrastseg.core.config.TrainConfig().time_budget``,
 #: repeated so that loading the module imports nothing heavy; a test checks they agree).
 TIME_BUDGET = 60.0
+#: The engine's default normalisation layer (``NetworkConfig().norm``, repeated likewise; a test checks they agree).
+NORM = "group"
 
 
 @dataclass
@@ -43,7 +45,7 @@ class TrainingOptions:
     time_budget: float = TIME_BUDGET
     iterations: int = 0
     device: str = "auto"
-    norm: str = "batch"  # one of NORMS
+    norm: str = NORM  # one of NORMS
     seed: int = 0
     warm_start: bool = True  # continue from the last model when it has the same classes
     extra_args: list[str] = field(default_factory=list)

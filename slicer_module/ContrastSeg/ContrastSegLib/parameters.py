@@ -6,7 +6,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
-from .logic import DEVICES, METHODS, NORMS, TIME_BUDGET
+from .logic import DEVICES, METHODS, NORM, NORMS, TIME_BUDGET
 
 
 @parameterNodeWrapper
@@ -26,7 +26,7 @@ class ContrastSegParameterNode:
     timeBudget: Annotated[float, WithinRange(0.0, 86400.0)] = TIME_BUDGET
     iterations: Annotated[int, WithinRange(0, 1000000)] = 0
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
-    norm: Annotated[str, Choice(list(NORMS))] = "batch"
+    norm: Annotated[str, Choice(list(NORMS))] = NORM
     warmStart: bool = True
     showUncertainty: bool = False
 
