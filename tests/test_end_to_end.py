@@ -12,8 +12,9 @@ from napari_contrastseg.core.trainer import train_model
 from napari_contrastseg.samples import load_sample
 from napari_contrastseg.samples.protocol import unpainted_mask
 
-# Measured on the 2-core CPU (docs/benchmarks.md); the bound leaves room for platform differences.
-MIN_MEAN_DICE = 0.50
+# Measured on the 2-core CPU: 0.402 with the GroupNorm default (the 0.50 bound of the BatchNorm default no longer
+# holds; docs/benchmarks.md reports the loss); the bound leaves room for platform differences.
+MIN_MEAN_DICE = 0.35
 
 
 @pytest.mark.slow

@@ -97,6 +97,7 @@ def test_warm_start_with_a_new_class_keeps_all_but_the_head(data_2d, fast_config
 
 
 def test_warm_start_refuses_a_model_with_another_normalisation(data_2d, fast_config):
+    fast_config.network = NetworkConfig(fast_config.network.features, norm="batch")
     first = train_model(data_2d, fast_config)
     fast_config.network = NetworkConfig(fast_config.network.features, norm="group")
     events = list(train(data_2d, fast_config, initial_model=first))
