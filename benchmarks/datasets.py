@@ -307,3 +307,22 @@ def load_dataset(name: str) -> Volume:
 def _spacing(affine: np.ndarray) -> tuple[float, ...]:
     """Voxel size along each array axis, from the affine."""
     return tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+
+
+def describe(names: tuple[str, ...] = SUITE) -> None:
+    """Print a markdown table of the tasks: shape, spacing, slice axis, classes, foreground voxels and their slices."""
+    print("| task | shape | spacing (mm) | slice axis | classes besides background | foreground voxels | slices |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        vol = load_dataset(name)
+        fg = vol.ground_truth > 1
+        others = tuple(a for a in range(fg.ndim) if a != vol.slice_axis)
+        holding = np.flatnonzero(fg.any(axis=others))
+        spacing = " x ".join(f"{s:.2f}" for s in vol.spacing)
+        print(f"| {name} | {' x '.join(map(str, vol.image.shape))} | {spacing} | {vol.slice_axis} | "
+              f"{len(vol.class_names) - 1} | {int(fg.sum()):,} ({100 * fg.mean():.2f} %) | "
+              f"{holding.min()}-{holding.max()} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    describe()
