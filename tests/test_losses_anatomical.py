@@ -19,6 +19,23 @@ def test_representation_head(spatial_dims):
     rep = head([coarse, fine])
     assert rep.shape == (2, 6, *(6,) * spatial_dims)
     torch.testing.assert_close(rep.norm(dim=1), torch.ones(2, *(6,) * spatial_dims))
+    index = torch.nonzero(torch.rand(2, *(6,) * spatial_dims, generator=torch.Generator().manual_seed(0)) < 0.3)
+    index = tuple(index.T)  # border pixels included: the zero padding has to match the convolution's
+    torch.testing.assert_close(head.at([coarse, fine], index), rep.movedim(1, -1)[index])
+
+
+def test_representation_at_pixels_carries_the_gradient():
+    head = RepresentationHead([3, 2], dim=4)
+    coarse, fine = torch.randn(1, 3, 4, 4, requires_grad=True), torch.randn(1, 2, 8, 8, requires_grad=True)
+    index = (torch.tensor([0]), torch.tensor([5]), torch.tensor([2]))
+    head.at([coarse, fine], index).sum().backward()
+    assert coarse.grad.abs().sum() > 0 and head.proj[0].weight.grad.abs().sum() > 0
+    assert (fine.grad[0, :, 3:8, 1:4] != 0).any() and fine.grad[0, :, :3].abs().sum() == 0  # only its 3x3 window
+
+
+def dense(rep):
+    """``represent`` over a dense ``(B, D, *S)`` map."""
+    return lambda index: rep.movedim(1, -1)[index]
 
 
 def test_negative_class_sampler_follows_prototype_softmax():
@@ -41,7 +58,7 @@ def test_hand_checked_example():
     confidence = torch.tensor([[[1.0, 0.8, 1.0, 0.5]]])
     class_prob = torch.tensor([[[0.5, 0.99, 0.99, 0.5]]])
     painted = torch.tensor([[[True, False, True, False]]])
-    loss = anatomical_contrast_loss(rep, labels, confidence, class_prob, painted, n_queries=8, n_negatives=16)
+    loss = anatomical_contrast_loss(dense(rep), labels, confidence, class_prob, painted, n_queries=8, n_negatives=16)
     s = (2 / math.sqrt(5)) / 0.5  # cos(a, mean(a, b)) / tau; negatives are all c with cos(a, c) = 0
     want = -math.log(math.exp(s) / (math.exp(s) + 16)) / 2  # class 2 has no hard query; 2 classes present
     assert loss.item() == pytest.approx(want, rel=1e-6)
@@ -62,8 +79,8 @@ def random_case(seed=0, k=4, spatial=(12, 12)):
 @pytest.mark.parametrize("spatial", [(12, 12), (5, 6, 7)])
 def test_finite_differentiable_and_seeded(spatial):
     case = random_case(spatial=spatial)
-    loss = anatomical_contrast_loss(*case, generator=torch.Generator().manual_seed(3))
-    again = anatomical_contrast_loss(*case, generator=torch.Generator().manual_seed(3))
+    loss = anatomical_contrast_loss(dense(case[0]), *case[1:], generator=torch.Generator().manual_seed(3))
+    again = anatomical_contrast_loss(dense(case[0]), *case[1:], generator=torch.Generator().manual_seed(3))
     assert torch.isfinite(loss) and loss > 0 and loss == again
     loss.backward()
     assert torch.isfinite(case[0].grad).all() and case[0].grad.abs().sum() > 0
@@ -71,7 +88,7 @@ def test_finite_differentiable_and_seeded(spatial):
 
 def test_fewer_than_two_classes_gives_zero():
     rep, labels, confidence, class_prob, painted = random_case()
-    loss = anatomical_contrast_loss(rep, torch.full_like(labels, 3), confidence, class_prob, painted)
+    loss = anatomical_contrast_loss(dense(rep), torch.full_like(labels, 3), confidence, class_prob, painted)
     assert loss.item() == 0.0 and loss.requires_grad
 
 
@@ -80,7 +97,9 @@ def test_unconfident_unpainted_pixels_are_ignored():
     ignored = ~painted & (confidence < 0.7)
     moved = torch.where(ignored, 4, labels)  # relabelling ignored pixels changes nothing
     losses = [
-        anatomical_contrast_loss(rep, y, confidence, class_prob, painted, generator=torch.Generator().manual_seed(0))
+        anatomical_contrast_loss(
+            dense(rep), y, confidence, class_prob, painted, generator=torch.Generator().manual_seed(0)
+        )
         for y in (labels, moved)
     ]
     assert losses[0] == losses[1]
@@ -88,5 +107,5 @@ def test_unconfident_unpainted_pixels_are_ignored():
 
 def test_all_easy_queries_give_zero():
     rep, labels, confidence, class_prob, painted = random_case(seed=2)
-    loss = anatomical_contrast_loss(rep, labels, confidence, torch.ones_like(class_prob), painted)
+    loss = anatomical_contrast_loss(dense(rep), labels, confidence, torch.ones_like(class_prob), painted)
     assert loss.item() == 0.0

@@ -145,3 +145,20 @@ def test_unknown_mode():
     emb_a, emb_b, labels = make_inputs((4, 4))
     with pytest.raises(ValueError, match="mode"):
         local_contrastive_loss(emb_a, emb_b, labels, mode="dense")
+
+
+@pytest.mark.parametrize("mode", ["exact", "stride", "block"])
+@pytest.mark.parametrize("spatial", [(8, 6), (4, 5, 4)])
+def test_projecting_only_used_pixels_equals_the_dense_head(mode, spatial):
+    from napari_contrastseg.core.methods.semicontrast import PixelEmbeddingHead
+
+    torch.manual_seed(0)
+    head = PixelEmbeddingHead(len(spatial), 4, hidden=8, dim=5).double()
+    g = torch.Generator().manual_seed(1)
+    feats = [torch.randn(2, 4, *spatial, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    labels = make_inputs(spatial)[2]
+    kw = {"mode": mode, "stride": 2, "block": 3}
+    dense = local_contrastive_loss(head(feats[0]), head(feats[1]), labels, **kw)
+    rows = local_contrastive_loss(feats[0], feats[1], labels, project=head.rows, **kw)
+    assert dense.item() > 0
+    assert_same([rows, *torch.autograd.grad(rows, feats)], [dense, *torch.autograd.grad(dense, feats)], atol=1e-10)

@@ -68,10 +68,12 @@ def contrastive_distillation_loss(
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float = 0.99) -> None:
     """``theta_t <- m theta_t + (1 - m) theta_s`` for parameters; buffers (e.g. BatchNorm stats) copied."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        t.copy_(s)
+    with torch.no_grad():
+        pairs = list(zip(teacher.parameters(), student.parameters(), strict=True))
+        if pairs:  # one fused update for all parameters
+            torch._foreach_lerp_([t for t, _ in pairs], [s for _, s in pairs], 1.0 - momentum)
+        for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+            t.copy_(s)
 
 
 class ProjectionMLP(nn.Module):

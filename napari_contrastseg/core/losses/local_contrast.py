@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ MODES = ("exact", "stride", "block")
 def _painted_pixels(
     emb_a: torch.Tensor, emb_b: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings ``(N, D)`` and labels ``(N,)`` of the painted pixels of both views (N = 2 x painted).
+    """Rows ``(N, D)`` and labels ``(N,)`` of the painted pixels of both views (N = 2 x painted).
 
     Selected by integer indices, so the number of painted pixels is read from the device once per call (boolean
     masks would read it once per mask, and again in backward).
@@ -65,6 +65,7 @@ def local_contrastive_loss(
     background: int = 1,
     chunk_size: int = 4096,
     n_classes: int | None = None,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Supervised pixel contrastive loss between two pixel-aligned views.
 
@@ -86,6 +87,8 @@ def local_contrastive_loss(
         background: label whose pixels are never anchors.
         chunk_size: tile side of the streamed log-sum-exp.
         n_classes: K, when known: saves a read of the largest label from the device.
+        project: when given, ``emb_a``/``emb_b`` are ``(B, C, *S)`` features and ``project`` maps the rows of the
+            pixels that take part, ``(N, C) -> (N, D)`` L2-normalised (a pointwise head applied only where needed).
 
     Returns:
         Scalar loss.
@@ -96,6 +99,7 @@ def local_contrastive_loss(
         axes = (..., *(slice(None, None, stride),) * (labels.ndim - 1))
         emb_a, emb_b, labels = emb_a[axes], emb_b[axes], labels[axes]
     x, y = _painted_pixels(emb_a, emb_b, labels)
+    x = x if project is None else project(x)
     n_values = None if n_classes is None else n_classes + 1
     groups: Iterable[tuple[torch.Tensor, torch.Tensor]] = [(x, y)]
     if mode == "block":  # one split of block-sorted pixels, so backward stays O(N D) however many blocks
