@@ -34,6 +34,8 @@ from napari_contrastseg.samples import load_sample  # noqa: E402
 from napari_contrastseg.samples.protocol import paint_scribbles, paint_slices, unpainted_mask  # noqa: E402
 
 BLOCK_DIVISION = {"local_mode": "block", "block": 16}
+#: ACTION's anatomical contrast at the reference sizes (the prototype from up to 512 keys per class)
+ACTION_REFERENCE_SIZES = {"representation_dim": 512, "anco_queries": 256, "anco_negatives": 512, "anco_keys": 512}
 
 #: method label -> (registry method, options). Options that differ from the reference are named in the label.
 NETWORK_METHODS = {
@@ -43,8 +45,12 @@ NETWORK_METHODS = {
     "semicontrast-block": ("semicontrast", BLOCK_DIVISION),
     # the same with 75 % of the budget left for fine-tuning (stages 10 % / 15 % / 75 % instead of 25 / 35 / 40)
     "semicontrast-block-ft75": ("semicontrast", {**BLOCK_DIVISION, "global_fraction": 0.1, "local_fraction": 0.15}),
-    "action": ("action", {}),
-    "action-cpu": ("action", {"representation_dim": 128, "anco_queries": 64, "anco_negatives": 128}),
+    "action": ("action", ACTION_REFERENCE_SIZES),
+    "action-cpu": (
+        "action",
+        {**ACTION_REFERENCE_SIZES, "representation_dim": 128, "anco_queries": 64, "anco_negatives": 128},
+    ),
+    "action-cpu32": ("action", {}),  # the CPU defaults since 2026-12-03: 128-d, 32 queries, 32 keys, 256 negatives
 }
 
 

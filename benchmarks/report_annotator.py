@@ -22,6 +22,14 @@ def slices_to_reach(points: list[dict], target: float) -> float:
     return float(min(hits)) if hits else float("inf")
 
 
+def curve(by: dict, task: str, strategy: str) -> list[dict]:
+    """A strategy's points in round order; ``even`` starts from the protocol's 1 slice, the tool's round 0."""
+    points = by[(task, strategy)]
+    if strategy == "even":
+        points = [p for p in by[(task, "tool")] if p["round"] == 0] + points
+    return sorted(points, key=lambda p: p["round"])
+
+
 def report(points: list[dict], folder: Path | None = None) -> None:
     by = defaultdict(list)
     for p in points:
@@ -35,11 +43,10 @@ def report(points: list[dict], folder: Path | None = None) -> None:
     for task in tasks:
         reference = by[(task, "even-10")][0]["mean_dice"]
         target = TARGET_SHARE * reference
-        counts = {s: slices_to_reach(by[(task, s)], target) for s in STRATEGIES}
+        counts = {s: slices_to_reach(curve(by, task, s), target) for s in STRATEGIES}
         for s, n in counts.items():
             needed[s].append(n)
-        curves = {s: " ".join(f"{p['mean_dice']:.2f}" for p in sorted(by[(task, s)], key=lambda p: p["round"]))
-                  for s in ("tool", "even")}  # fmt: skip
+        curves = {s: " ".join(f"{p['mean_dice']:.2f}" for p in curve(by, task, s)) for s in ("tool", "even")}
         shown = " / ".join("-" if not np.isfinite(n) else f"{n:.0f}" for n in counts.values())
         print(f"| {task} | {reference:.3f} | {target:.3f} | {shown} | {curves['tool']} | {curves['even']} |")
     most = max((p["painted"] for p in points), default=0) + 1  # a strategy that never reaches the target
@@ -83,7 +90,7 @@ def _plot(by, tasks, folder: Path) -> None:
         fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
         for ax, task in zip(axes[0], tasks, strict=True):
             for strategy in STRATEGIES:
-                points = sorted(by[(task, strategy)], key=lambda p: p["round"])
+                points = curve(by, task, strategy)
                 if not points:
                     continue
                 spent = [p["train_seconds"] for p in points]  # "even" trains anew each round; the others continue

@@ -109,3 +109,14 @@ def test_all_easy_queries_give_zero():
     rep, labels, confidence, class_prob, painted = random_case(seed=2)
     loss = anatomical_contrast_loss(dense(rep), labels, confidence, torch.ones_like(class_prob), painted)
     assert loss.item() == 0.0
+
+
+def test_key_pool_is_never_larger_than_the_largest_class():
+    rep, labels, confidence, class_prob, painted = random_case(seed=4)
+    losses = [
+        anatomical_contrast_loss(
+            dense(rep), labels, confidence, class_prob, painted, n_keys=n, generator=torch.Generator().manual_seed(0)
+        )  # fmt: skip
+        for n in (288, 10**9)  # 2 x 12 x 12 pixels: a pool of 10**9 would not fit in memory
+    ]
+    assert losses[0] == losses[1] and losses[0] > 0

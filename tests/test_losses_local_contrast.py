@@ -162,3 +162,15 @@ def test_projecting_only_used_pixels_equals_the_dense_head(mode, spatial):
     rows = local_contrastive_loss(feats[0], feats[1], labels, project=head.rows, **kw)
     assert dense.item() > 0
     assert_same([rows, *torch.autograd.grad(rows, feats)], [dense, *torch.autograd.grad(dense, feats)], atol=1e-10)
+
+
+def test_projected_rows_without_anchor_give_zero_with_the_head_in_the_graph():
+    from napari_contrastseg.core.methods.semicontrast import PixelEmbeddingHead
+
+    head = PixelEmbeddingHead(2, 4, hidden=8, dim=5)
+    feats = [torch.randn(1, 4, 6, 6, requires_grad=True) for _ in range(2)]
+    labels = torch.zeros(1, 6, 6, dtype=torch.long)
+    labels[0, 0, :3] = 1  # background only: no anchor
+    loss = local_contrastive_loss(feats[0], feats[1], labels, project=head.rows)
+    loss.backward()
+    assert loss.item() == 0.0 and all(p.grad is not None for p in head.parameters())

@@ -86,7 +86,7 @@ def _interpolated_at(maps: Sequence[torch.Tensor], b: torch.Tensor, points: torc
         if (shape == full).all():
             columns.append(pick(points))
             continue
-        position = points * ((shape - 1) / (full - 1).clamp_min(1))
+        position = points.double() * ((shape - 1).double() / (full - 1).clamp_min(1))  # as exact as F.interpolate
         low = position.floor().long()
         high, frac = torch.minimum(low + 1, shape - 1), position - low
         value = 0
@@ -109,7 +109,8 @@ def sample_negative_classes(
 
     Args:
         prototypes: ``(C, D)`` class prototypes; classes are row indices.
-        query_class: row index c of the query class, or ``(M,)`` row indices (one draw of ``n`` for each).
+        query_class: row index c of the query class, or ``(M,)`` row indices (one draw of ``n`` for each);
+            at least two classes are needed.
         n: number of draws (with replacement).
         tau: temperature.
         generator: random source (on the prototypes' device).
@@ -124,7 +125,7 @@ def sample_negative_classes(
     cdf = logits.masked_fill(own, float("-inf")).softmax(1).cumsum(1)  # inverse-CDF draws (multinomial is slow)
     uniform = torch.rand(len(rows), n, generator=generator, device=cdf.device) * cdf[:, -1:]
     drawn = torch.searchsorted(cdf, uniform, right=True).clamp_max(len(prototypes) - 1)
-    return drawn[0] if isinstance(query_class, int) else drawn
+    return drawn[0] if torch.as_tensor(query_class).ndim == 0 else drawn
 
 
 def _per_class(y: torch.Tensor, weights: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -156,11 +157,12 @@ def anatomical_contrast_loss(
     """AnCo loss: hard pixel queries against their class prototype and negatives of similar-looking classes.
 
     Valid pixels: painted, or unpainted with ``confidence >= valid_threshold``. Per class c present: up to
-    ``n_keys`` valid class-c pixels, drawn without replacement, form its key pool; its prototype r_c is the pool's
-    mean representation (the reference averages every valid pixel: the same with at most ``n_keys`` of them, an
-    unbiased estimate beyond); ``n_queries`` hard queries (class-c pixels with ``class_prob < strong_threshold``)
-    are drawn with replacement; per query ``n_negatives`` keys, each from a class drawn by
-    :func:`sample_negative_classes`, then uniformly from that class's pool.
+    ``n_keys`` valid class-c pixels, drawn without replacement, form its key pool; its prototype r_c is the mean of
+    the pool's (unit) representations (the reference averages every valid pixel: the same when the class has at
+    most ``n_keys`` of them, a sample mean otherwise; memory grows with classes^2 x queries x keys); ``n_queries``
+    hard queries (class-c pixels with ``class_prob < strong_threshold``) are drawn with replacement; per query
+    ``n_negatives`` keys, each from a class drawn by :func:`sample_negative_classes`, then uniformly from that
+    class's pool.
     ``loss_c = mean_q -log(e^{cos(q,r_c)/tau} / (e^{cos(q,r_c)/tau} + sum_n e^{cos(q,n)/tau}))``; keys
     (prototype and negatives) are detached, as in the reference. Result: ``sum_c loss_c / (classes present)``;
     classes without hard queries add 0; 0 (graph kept) with fewer than two classes present.
@@ -169,7 +171,8 @@ def anatomical_contrast_loss(
         represent: representations at given pixels (``RepresentationHead.at`` bound to the decoder maps, or a
             dense ``(B, D, *S)`` map indexed); called once with gradient (queries), once without (keys).
         labels_or_pseudo: ``(B, *S)`` long, painted labels, teacher pseudo-labels elsewhere; 1..K (0 = none).
-        confidence: ``(B, *S)`` teacher max probability.
+        confidence: ``(B, *S)`` teacher max probability (1 where painted); pixels below ``valid_threshold`` take
+            no part unless painted.
         class_prob: ``(B, *S)`` predicted probability of each pixel's own class.
         painted: ``(B, *S)`` bool.
         strong_threshold: queries are pixels below this probability.
@@ -198,7 +201,8 @@ def anatomical_contrast_loss(
         pick = (uniform * hard_counts[:, None]).long().minimum(hard_counts[:, None] - 1).clamp_min(0)
         hard_order = _grouped(torch.where(hard, y, n_classes), generator)
         queries_at = hard_order[(hard_starts[:, None] + pick).clamp_max(len(y) - 1)]  # (C, Q)
-        # key pools: the first n_keys of each class in random order
+        # key pools: the first n_keys of each class in random order (no larger than the largest class)
+        n_keys = min(n_keys, int(counts.max()))
         sizes = counts.clamp_max(n_keys)
         slot = torch.arange(n_keys, device=y.device)
         in_pool = slot < sizes[:, None]  # (C, K)

@@ -68,12 +68,11 @@ def contrastive_distillation_loss(
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float = 0.99) -> None:
     """``theta_t <- m theta_t + (1 - m) theta_s`` for parameters; buffers (e.g. BatchNorm stats) copied."""
-    with torch.no_grad():
-        pairs = list(zip(teacher.parameters(), student.parameters(), strict=True))
-        if pairs:  # one fused update for all parameters
-            torch._foreach_lerp_([t for t, _ in pairs], [s for _, s in pairs], 1.0 - momentum)
-        for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-            t.copy_(s)
+    pairs = list(zip(teacher.parameters(), student.parameters(), strict=True))
+    if pairs:  # one fused update for all parameters
+        torch._foreach_lerp_([t for t, _ in pairs], [s.to(t.dtype) for t, s in pairs], 1.0 - momentum)
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+        t.copy_(s)
 
 
 class ProjectionMLP(nn.Module):

@@ -8,9 +8,9 @@ its own learning-rate schedule; ``stagewise_optimizer``), as the reference runs 
 the first fifth of its stage; a Continue (warm start) only fine-tunes. Named deviations for the interactive setting
 (docs/methods.md): ``joint_supervision`` (default True) adds the supervised loss to stages 1-2 so that previews
 are useful from the start; ``local_mode`` "stride" by default (the paper's downsampling, every 4th pixel per axis:
-a step at about 2x a supervised one on a CPU; "block" is the paper's block division, about 10x; "exact" is the
-yardstick, about 14 s a step); ``pixel_head_relu`` (default True: Conv1x1 -> ReLU -> Conv1x1). The pixel head
-projects only the pixels the loss uses (it is pointwise: the same numbers).
+a local-stage step at about 2.5x a supervised one on a CPU; "block" is the paper's block division, about 10x;
+"exact" is the yardstick, about 14 s a step); ``pixel_head_relu`` (default True: Conv1x1 -> ReLU -> Conv1x1). The
+pixel head projects only the pixels the loss uses (it is pointwise: the same numbers).
 """
 
 from __future__ import annotations
