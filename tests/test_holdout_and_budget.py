@@ -122,3 +122,29 @@ def test_painting_is_never_changed_by_the_split(data_2d, fast_config):
     fast_config.holdout = HoldoutConfig(fraction=0.3, block=4)
     list(train(SegmentationData(data_2d.image, data_2d.labels), fast_config))
     assert np.array_equal(data_2d.labels, labels)
+
+
+def test_plateau_counts_only_the_last_stage():
+    plateau = Plateau(HoldoutConfig(patience=0.3, earliest=0.5, every=0.05), start=0.5)
+    for progress in np.arange(0.05, 0.5, 0.05):  # pre-training: a good score early, then none better
+        plateau.update(0.6 if progress < 0.1 else 0.3, progress, progress, 0.0)
+    assert not plateau.stalled(0.45)
+    assert plateau.update(0.1, 0.5, 0.5, 0.0)  # the last stage begins: its first score is the best so far
+    for progress in (0.55, 0.6, 0.65, 0.7):
+        plateau.update(0.1, progress, progress, 0.0)
+    assert not plateau.stalled(0.7)  # 0.4 of the last stage: before ``earliest`` of it
+    for progress in (0.75, 0.8):
+        plateau.update(0.1, progress, progress, 0.0)
+    assert plateau.stalled(0.8)  # no rise for 0.6 of the last stage, half of it done
+
+
+@pytest.mark.parametrize("method,start", [("supervised", 0.0), ("semicontrast", 0.6), ("action", 0.5)])
+def test_the_last_stage_starts_after_the_pre_training_shares(method, start):
+    from napari_contrastseg.core.config import TrainConfig
+    from napari_contrastseg.core.methods import create_method
+    from napari_contrastseg.core.network import UNet
+
+    m = create_method(method, UNet(2, 1, 3, TrainConfig().network), 3)
+    assert m.final_stage_start == pytest.approx(start)
+    m.resume = True
+    assert m.final_stage_start == 0.0

@@ -61,21 +61,27 @@ def learning_rate_factor(progress: float) -> float:
 class Plateau:
     """Tracks held-out scores: the best so far, whether one is due, and whether training has stopped improving.
 
-    An evaluation is due every ``config.every`` of the budget, and never sooner than
+    Only the method's last stage counts (``start``: the share of the budget before it, 0 for one stage): earlier
+    stages pre-train, their scores are forgotten when it begins and their weights are never returned. Shares below
+    are of that stage. An evaluation is due every ``config.every`` of the budget, and never sooner than
     1 / :data:`VALIDATION_TIME_SHARE` times the last evaluation's duration. Training has stalled once
-    ``config.patience`` of the budget has passed since the score last rose by ``config.min_delta``, at least
-    ``config.earliest`` of the budget and :data:`MIN_EVALUATIONS` evaluations are done, and some held-out voxel
-    of a class is found (a score above 0: a rare class the network has not found yet keeps training going).
+    ``config.patience`` has passed since the score last rose by ``config.min_delta``, at least ``config.earliest``
+    and :data:`MIN_EVALUATIONS` evaluations are done, and some held-out voxel of a class is found (a score above 0:
+    a rare class the network has not found yet keeps training going).
     """
 
-    def __init__(self, config: HoldoutConfig) -> None:
-        self.config = config
+    def __init__(self, config: HoldoutConfig, start: float = 0.0) -> None:
+        self.config, self.start = config, start
         self.best = -math.inf
         self.best_progress = 0.0
         self.last_progress = -math.inf
         self.last_time = -math.inf
         self.cost = 0.0
         self.evaluations = 0
+
+    def _share(self, progress: float) -> float:
+        """``progress`` of the budget as a share of the last stage (negative before it)."""
+        return (progress - self.start) / max(1.0 - self.start, 1e-9)
 
     def due(self, progress: float, now: float) -> bool:
         return progress - self.last_progress >= self.config.every and now - self.last_time >= (
@@ -84,6 +90,8 @@ class Plateau:
 
     def update(self, score: float, progress: float, now: float, cost: float) -> bool:
         """Record an evaluation; True if ``score`` is the best so far (ties go to the later one)."""
+        if progress >= self.start > self.last_progress:  # the last stage begins: what came before is forgotten
+            self.best, self.evaluations = -math.inf, 0
         self.last_progress, self.last_time, self.cost = progress, now, cost
         self.evaluations += 1
         if not math.isfinite(score):
@@ -96,5 +104,6 @@ class Plateau:
 
     def stalled(self, progress: float) -> bool:
         c = self.config
-        enough = self.evaluations >= MIN_EVALUATIONS and progress >= c.earliest
-        return enough and self.best > 0 and progress - self.best_progress >= c.patience
+        enough = self.evaluations >= MIN_EVALUATIONS and self._share(progress) >= c.earliest
+        stale = self._share(progress) - self._share(self.best_progress) >= c.patience
+        return enough and self.best > 0 and stale and self.best_progress >= self.start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
                            info.network.context, config.sampling_balance)  # fmt: skip
     held_out = HeldOutSet(sampler, held, config.holdout, info.slice_axis, info.spatial_dims, rng)
     augment = SpatialAugment(config.augmentation, info.spatial_dims, seeded_generator())
-    plateau, best = Plateau(config.holdout), None
+    plateau, best = Plateau(config.holdout, method.final_stage_start), None  # pre-training stages don't count
     batch_size = config.batch_size
     yield Started(
         describe_device(device),
@@ -224,6 +225,7 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
     mean = float(np.mean(foreground)) if foreground else float("nan")
     progress = budget.progress(iteration)
     improved = plateau.update(mean, progress, budget.elapsed, time.perf_counter() - start)
+    best = best if math.isfinite(plateau.best) else None  # weights of pre-training stages are not kept
     dice = {info.class_names[c - 1]: d for c, d in scores.items()}
     estimate = Estimate(iteration, round(budget.elapsed, 3), dice, mean, improved)
     if improved:

@@ -69,6 +69,11 @@ class Method(nn.Module):
         (option ``stagewise_optimizer``, default True; False: one schedule over the whole budget)."""
         return bool(self.options.get("stagewise_optimizer", True))
 
+    @property
+    def final_stage_start(self) -> float:
+        """The share of the budget before the last stage (0 for one stage, a Continue or pre-training)."""
+        return 0.0 if self.resume or self.pretraining else float(sum(self.stage_fractions))
+
     def position(self, progress: float) -> tuple[int, float]:
         """``(stage, share of it done)`` at ``progress`` of the budget."""
         if self.pretraining:
