@@ -106,4 +106,4 @@ class Plateau:
         c = self.config
         enough = self.evaluations >= MIN_EVALUATIONS and self._share(progress) >= c.earliest
         stale = self._share(progress) - self._share(self.best_progress) >= c.patience
-        return enough and self.best > 0 and stale and self.best_progress >= self.start
+        return enough and self.best > 0 and stale

@@ -37,7 +37,7 @@ class RepresentationHead(nn.Module):
     @staticmethod
     def _upsampled(maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """``(B, C_i, *S_i)`` each -> ``(B, sum C_i, *S)``, each map interpolated to the largest S_i."""
-        size = max((m.shape[2:] for m in maps), key=lambda s: s.numel())
+        size = _finest(maps)
         mode = "bilinear" if len(size) == 2 else "trilinear"
         up = [m if m.shape[2:] == size else F.interpolate(m, size, mode=mode, align_corners=True) for m in maps]
         return torch.cat(up, dim=1)
@@ -58,8 +58,13 @@ class RepresentationHead(nn.Module):
         points = (coords[:, None] + offsets).flatten(0, 1)  # (N * K, d), K = 3^d in the weights' kernel order
         features = _interpolated_at(maps, b.repeat_interleave(len(offsets)), points)  # (N * K, C)
         patch = features.unflatten(0, (len(b), len(offsets))).transpose(1, 2).flatten(1)  # (N, C * K)
-        hidden = F.relu(patch @ first.weight.flatten(1).T + first.bias)
-        return F.normalize(hidden @ second.weight.flatten(1).T + second.bias, dim=1)
+        hidden = F.relu(F.linear(patch, first.weight.flatten(1), first.bias))
+        return F.normalize(F.linear(hidden, second.weight.flatten(1), second.bias), dim=1)
+
+
+def _finest(maps: Sequence[torch.Tensor]) -> torch.Size:
+    """The largest spatial size S_i of ``(B, C_i, *S_i)`` maps."""
+    return max((m.shape[2:] for m in maps), key=lambda s: s.numel())
 
 
 def _interpolated_at(maps: Sequence[torch.Tensor], b: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -68,8 +73,7 @@ def _interpolated_at(maps: Sequence[torch.Tensor], b: torch.Tensor, points: torc
     ``b``: ``(N,)`` batch indices; ``points``: ``(N, d)`` positions in the finest grid, zero where outside it. Coarser
     maps are interpolated (multi-)linearly with aligned corners, as ``F.interpolate(align_corners=True)`` does.
     """
-    size = max((m.shape[2:] for m in maps), key=lambda s: s.numel())
-    full = torch.tensor(size, device=points.device)
+    full = torch.tensor(_finest(maps), device=points.device)
     inside = ((points >= 0) & (points < full)).all(1, keepdim=True)
     points = torch.minimum(points.clamp_min(0), full - 1)
     columns = []
@@ -91,8 +95,9 @@ def _interpolated_at(maps: Sequence[torch.Tensor], b: torch.Tensor, points: torc
         high, frac = torch.minimum(low + 1, shape - 1), position - low
         value = 0
         for corner in itertools.product((False, True), repeat=points.shape[1]):
-            at = torch.where(torch.tensor(corner, device=points.device), high, low)
-            weight = torch.where(torch.tensor(corner, device=points.device), frac, 1 - frac).prod(1, keepdim=True)
+            upper = torch.tensor(corner, device=points.device)
+            at = torch.where(upper, high, low)
+            weight = torch.where(upper, frac, 1 - frac).prod(1, keepdim=True)
             value = value + weight.to(m.dtype) * pick(at)
         columns.append(value)
     return torch.cat(columns, dim=1) * inside

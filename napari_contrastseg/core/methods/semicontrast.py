@@ -41,8 +41,8 @@ class PixelEmbeddingHead(nn.Module):
     def rows(self, x: torch.Tensor) -> torch.Tensor:
         """The same map on pixels as rows, ``(N, C) -> (N, dim)``: only the pixels a loss uses are projected."""
         first, act, second = self.net
-        hidden = act(x @ first.weight.flatten(1).T + first.bias)
-        return F.normalize(hidden @ second.weight.flatten(1).T + second.bias, dim=1)
+        hidden = act(F.linear(x, first.weight.flatten(1), first.bias))
+        return F.normalize(F.linear(hidden, second.weight.flatten(1), second.bias), dim=1)
 
 
 def random_flip_rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
