@@ -5,6 +5,7 @@ Trains on the bundled colin27-deep sample with the default network and crops, ``
 
 Example (what docs/benchmarks.md reports):
     python benchmarks/method_step_cost.py --iterations 200 --out docs/results/method-step-cost.json
+    python benchmarks/method_step_cost.py --methods supervised,action --option representation_dim=512 ...
 Prints a table of milliseconds per step (each stage, and the mean over the schedule) and the ratio to supervised.
 """
 
@@ -33,18 +34,27 @@ def stages_of(method: str):
     return lambda iteration, iterations: probe.position((iteration - 1) / iterations)[0]
 
 
+def _option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, json.loads(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="supervised,semicontrast,action")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="seed-method option, JSON value: anco_queries=64")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sample = load_sample("colin27-deep")
     data = SegmentationData(sample.image, sample.painted, sample.class_names, sample.spacing)
     rows = []
     for method in args.methods.split(","):
+        options = {} if method == "supervised" else dict(_option(o) for o in args.option)
         config = TrainConfig(method=method, iterations=args.iterations, time_budget=None, device=args.device,
+                             method_options=options,
                              holdout=HoldoutConfig(fraction=0.0))  # fmt: skip
         times, last, stage_of = [], None, stages_of(method)
         for event in train(data, config):
