@@ -12,6 +12,7 @@ import pytest
 import tifffile
 
 from napari_contrastseg.cli import main
+from napari_contrastseg.core.config import NetworkConfig
 from napari_contrastseg.samples import load_sample
 
 FAST = ["--iterations", "3", "--batch-size", "2", "--patch-size", "32", "--features", "8,16,32", "--device", "cpu"]
@@ -43,14 +44,20 @@ def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path,
     assert main(["info", str(model)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["spacing"] == pytest.approx([0.922, 0.922, 2.5], abs=1e-3) and info["slice_axis"] == 2
-    assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group", "context": 0}
+    assert info["network"] == {
+        "features": [8, 16, 32],
+        "dropout": 0.0,
+        "norm": "group",
+        "context": 0,
+        "filters": list(NetworkConfig().filters),
+    }
 
 
 def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti, tmp_path, capsys):
     folder, _ = oblique_nifti
     first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
     data = [str(folder / "image.nii.gz"), str(folder / "labels.nii.gz")]
-    assert main(["train", *data, "-o", str(first), "--norm", "group", *FAST]) == 0
+    assert main(["train", *data, "-o", str(first), "--norm", "group", "--filters", "1,3", *FAST]) == 0
     no_widths = [a for a in FAST if a not in ("--features", "8,16,32")]
     assert main(["train", *data, "-o", str(second), "--warm-start", str(first), *no_widths]) == 0
     capsys.readouterr()
@@ -60,10 +67,17 @@ def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti
         "dropout": 0.0,
         "norm": "group",
         "context": 0,
+        "filters": [1.0, 3.0],
     }
     third = tmp_path / "third.safetensors"
     assert main(["train", *data, "-o", str(third), "--warm-start", str(first), "--norm", "batch", *FAST]) == 1
     assert "uses group normalisation and this run asks for batch" in capsys.readouterr().err
+    fourth = tmp_path / "fourth.safetensors"
+    assert main(["train", *data, "-o", str(fourth), "--warm-start", str(first), "--filters", "none", *FAST]) == 1
+    assert "filter bank has scales 1,3 and this run asks for none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", *data, "-o", str(fourth), "--filters", "1,-2", *FAST])
+    assert "expected positive scales such as 1,2,4,8, or none; got '1,-2'" in capsys.readouterr().err
 
 
 def test_predict_a_folder_of_tiffs_and_npy(oblique_nifti, tmp_path):

@@ -91,6 +91,10 @@ def test_the_settings_form_is_generated_from_the_settings_fields(session):
     defaults = TrainingSettings()
     engine = TrainConfig()
     assert defaults.time_budget == engine.time_budget and defaults.holdout == engine.holdout.fraction  # CLI's rule
+    assert defaults.to_config().network.filters == engine.network.filters  # the engine's filter bank, or none
+    assert defaults.copy(filters=False).to_config().network.filters == ()
+    form.apply(defaults.copy(filters=True))
+    assert form.read().to_config().network.filters and form["filters"].label == "Filter bank"
     form.apply(defaults.copy(slice_axis=2, method="semicontrast"))
     assert form.read().slice_axis == 2 and form.read().method == "semicontrast"
     form.apply(defaults)

@@ -32,6 +32,8 @@ NETWORK_CHOICES = [(f"{n} ({'-'.join(map(str, w))})", n) for n, w in NETWORK_PRE
 DIMS_CHOICES = [("auto (2D slices)", "auto"), ("2D slices", "2d"), ("3D patches", "3d")]
 #: -1 in the menu stands for None (the painted axis)
 AXIS_CHOICES = [("auto (the painted axis)", -1)] + [(f"axis {a}", a) for a in range(3)]
+#: The filter bank's scales when the "Filter bank" box is ticked (the engine's default scales, else these).
+FILTER_SCALES: tuple[float, ...] = TrainConfig().network.filters or (1.0, 2.0, 4.0, 8.0)
 #: The first live preview comes after this many steps (so the user sees something within seconds).
 FIRST_PREVIEW_AFTER = 5
 
@@ -75,6 +77,9 @@ class TrainingSettings:
     context: int = _setting(_ENGINE.network.context, "Neighbour slices", "Slices on each side a 2D network on a "
                             "volume sees as extra channels; Continue keeps the current model's", True,
                             min=0, max=4)  # fmt: skip
+    filters: bool = _setting(bool(_ENGINE.network.filters), "Filter bank", "Multiscale smoothed intensity, edges "
+                             f"and curvature (sigma {'-'.join(f'{s:g}' for s in FILTER_SCALES)} px) fed to the "
+                             "network; Continue keeps the current model's", True)  # fmt: skip
     learning_rate: float = _setting(_ENGINE.learning_rate, "Learning rate", "", True, min=1e-5, max=1.0,
                                     step=5e-4)  # fmt: skip
     seed: int = _setting(_ENGINE.seed, "Seed", "", True, min=0, max=2**31 - 1)
@@ -109,7 +114,10 @@ class TrainingSettings:
             device=self.device,
             preview_every=FIRST_PREVIEW_AFTER if self.preview_seconds > 0 else 0,
             network=NetworkConfig(
-                NETWORK_PRESETS.get(self.network, NETWORK_PRESETS["standard"]), norm=self.norm, context=self.context
+                NETWORK_PRESETS.get(self.network, NETWORK_PRESETS["standard"]),
+                norm=self.norm,
+                context=self.context,
+                filters=FILTER_SCALES if self.filters else (),
             ),
             holdout=HoldoutConfig(fraction=float(self.holdout)),
             augmentation=AugmentationConfig(enabled=bool(self.augment)),

@@ -91,9 +91,29 @@ def add_parser(sub) -> None:
         help="neighbouring slices on each side a 2D network on a volume sees "
         f"(default: the --warm-start model's, else {d.network.context})",
     )
+    scales = ",".join(f"{s:g}" for s in d.network.filters) or "none"
+    p.add_argument(
+        "--filters",
+        type=filter_scales,
+        help="Gaussian scales in pixels of the fixed filter bank in front of the network, e.g. 1,2,4,8, or none "
+        f"(default: the --warm-start model's, else {scales})",
+    )
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
     p.set_defaults(run=run)
+
+
+def filter_scales(text: str) -> tuple[float, ...]:
+    """``1,2,4,8`` -> ``(1.0, 2.0, 4.0, 8.0)``; ``none`` -> ``()``; anything else is refused."""
+    if text.strip().lower() in ("none", "0", ""):
+        return ()
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or min(scales) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive scales such as 1,2,4,8, or none; got {text!r}")
+    return scales
 
 
 def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None) -> TrainConfig:
@@ -102,7 +122,10 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
     base = model.info.network if model is not None else NetworkConfig()
     features = tuple(int(f) for f in args.features.split(",")) if args.features else base.features
     context = base.context if args.context is None else args.context
-    network = NetworkConfig(features=features, dropout=base.dropout, norm=args.norm or base.norm, context=context)
+    filters = base.filters if args.filters is None else args.filters
+    network = NetworkConfig(
+        features=features, dropout=base.dropout, norm=args.norm or base.norm, context=context, filters=filters
+    )
     if args.window:
         normalization = NormalizationConfig(mode="window", window_min=args.window[0], window_max=args.window[1])
     else:

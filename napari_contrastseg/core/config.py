@@ -19,6 +19,10 @@ class NetworkConfig:
     ``context``: neighbouring slices on each side that a 2D network on a volume takes as extra input channels
     (edge slices repeated at the ends); 0 by default (chosen on the painting alone, docs/benchmarks.md), for 2D
     images, 3D networks and models written before it existed.
+    ``filters``: Gaussian scales (pixels) of a fixed filter bank in front of the U-Net
+    (:class:`~.filters.FilterBank`: smoothed intensity, gradient magnitude and Hessian eigenvalues at each scale,
+    the pixel features of ilastik and convpaint), so that the network starts from multiscale context it need not
+    learn; ``()`` for none (and for models written before it existed).
     ``norm``: ``batch`` (fixed statistics at inference, folded into the convolutions: fastest, and a tile's
     prediction does not depend on the tile's contents), ``group`` (GroupNorm with :data:`GROUPS` groups: statistics
     of each crop or tile, none learnt from the training batches) or ``instance``.
@@ -29,6 +33,7 @@ class NetworkConfig:
     norm: str = "group"  # one of NORMS; chosen on the painting alone (docs/benchmarks.md)
     #: a 2D network on a volume also sees this many neighbouring slices on each side, as extra input channels
     context: int = 0
+    filters: tuple[float, ...] = ()
 
     @property
     def min_size(self) -> int:
@@ -142,7 +147,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
         if "network" in values:
-            values["network"] = network_from_dict(values["network"], NetworkConfig.context)
+            values["network"] = network_from_dict(values["network"], NetworkConfig.context, NetworkConfig.filters)
         if "augmentation" in values:
             aug = dict(values["augmentation"])
             aug["scale"] = tuple(aug.get("scale", AugmentationConfig.scale))
@@ -154,9 +159,10 @@ class TrainConfig:
         return cls(**values)
 
 
-def network_from_dict(values: dict[str, Any], context: int = 0) -> NetworkConfig:
-    """A :class:`NetworkConfig` from its JSON form; ``context`` where the dict has none (0 in model files written
-    before the option existed)."""
+def network_from_dict(values: dict[str, Any], context: int = 0, filters: tuple[float, ...] = ()) -> NetworkConfig:
+    """A :class:`NetworkConfig` from its JSON form; ``context`` and ``filters`` where the dict has none (0 and
+    ``()`` in model files written before the options existed)."""
     net = {"context": context, **values}
     net["features"] = tuple(net.get("features", NetworkConfig.features))
+    net["filters"] = tuple(float(s) for s in net.get("filters", filters))
     return NetworkConfig(**net)

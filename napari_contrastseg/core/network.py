@@ -13,6 +13,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import GROUPS, NORMS, NetworkConfig
 from .errors import InputError
+from .filters import FilterBank
 
 _ACT = ("LeakyReLU", {"negative_slope": 0.1, "inplace": True})
 
@@ -33,7 +34,8 @@ class UNet(nn.Module):
         spatial_dims: 2 or 3.
         in_channels: image channels C.
         out_channels: classes K.
-        config: widths (finest to bottleneck), dropout and normalisation.
+        config: widths (finest to bottleneck), dropout, normalisation and the fixed filter bank in front
+            (``config.filters``; none when empty).
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, config: NetworkConfig) -> None:
@@ -44,7 +46,9 @@ class UNet(nn.Module):
         args = {"act": _ACT, "norm": norm_layer(config), "bias": True, "dropout": config.dropout}
         self.spatial_dims = spatial_dims
         self.features = feats
-        self.stem = TwoConv(spatial_dims, in_channels, feats[0], **args)
+        self.filters = FilterBank(spatial_dims, in_channels, config.filters) if config.filters else nn.Identity()
+        stem_channels = self.filters.out_channels if config.filters else in_channels
+        self.stem = TwoConv(spatial_dims, stem_channels, feats[0], **args)
         self.down = nn.ModuleList(Down(spatial_dims, a, b, **args) for a, b in zip(feats[:-1], feats[1:], strict=True))
         self.up = nn.ModuleList(
             # is_pad off: inputs are multiples of 2**(depth-1), so the skip and upsampled maps always match
@@ -55,7 +59,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> UNetOutput:
         """``x``: ``(B, C, *S)`` with every spatial size a multiple of ``2**(depth-1)``."""
-        skips = [self.stem(x)]
+        skips = [self.stem(self.filters(x))]
         for down in self.down:
             skips.append(down(skips[-1]))
         y = skips.pop()
@@ -68,7 +72,7 @@ class UNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The bottleneck ``(B, features[-1], *S / 2**(depth-1))`` alone (no decoder: half the work)."""
-        y = self.stem(x)
+        y = self.stem(self.filters(x))
         for down in self.down:
             y = down(y)
         return y

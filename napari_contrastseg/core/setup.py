@@ -114,6 +114,11 @@ def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:
             f"The current model sees {old.network.context} neighbouring slice(s) on each side and this run asks for "
             f"{info.network.context}; keep {old.network.context} to continue from it, or train a new model."
         )
+    if tuple(old.network.filters) != tuple(info.network.filters):
+        raise InputError(
+            f"The current model's filter bank has scales {_scales(old.network.filters)} and this run asks for "
+            f"{_scales(info.network.filters)}; keep the model's to continue from it, or train a new model."
+        )
     if old.network.norm != info.network.norm:
         raise InputError(
             f"The current model uses {old.network.norm} normalisation and this run asks for {info.network.norm}; "
@@ -125,3 +130,8 @@ def check_warm_start(model: TrainedModel, info: ModelInfo) -> str:
             f"{info.normalization.mode!r}; use the model's normalisation to continue from it, or train a new model."
         )
     return "full" if old.n_classes == info.n_classes else "partial (new classes)"
+
+
+def _scales(sigmas: tuple[float, ...]) -> str:
+    """Filter-bank scales as a user writes them (``1,2,4,8``; ``none`` for no filter bank)."""
+    return ",".join(f"{s:g}" for s in sigmas) or "none"
