@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=32)
     parser.add_argument("--features", default="8,16,32")
     parser.add_argument("--norm", default="batch")
+    parser.add_argument("--filters", default="1,2,4,8", help="filter-bank scales, or none")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per rank")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON")
     args = parser.parse_args()
@@ -51,7 +52,11 @@ def main() -> None:
         batch_size=args.batch,
         patch_size=args.patch,
         device="cpu",
-        network=NetworkConfig(tuple(int(f) for f in args.features.split(",")), norm=args.norm),
+        network=NetworkConfig(
+            tuple(int(f) for f in args.features.split(",")),
+            norm=args.norm,
+            filters=() if args.filters == "none" else tuple(float(s) for s in args.filters.split(",")),
+        ),
         method_options={k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)},
     )
     start = None

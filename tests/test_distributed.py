@@ -118,7 +118,7 @@ def test_two_processes_keep_identical_weights_and_match_one_process(tmp_path):
     """Equivalence: 2 ranks x 2 crops against 1 process x 4 crops of the same draw (instance norm, so that the
     only difference is each rank's loss normalisation, not BatchNorm's per-rank batch statistics)."""
     cmd = [*TORCHRUN, str(ROOT / "benchmarks" / "ddp_worker.py"), "--out", str(tmp_path), *WORKER_TINY,
-           "--batch", "2", "--norm", "instance"]  # fmt: skip
+           "--batch", "2", "--norm", "instance", "--filters", "none"]  # fmt: skip
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
@@ -126,7 +126,7 @@ def test_two_processes_keep_identical_weights_and_match_one_process(tmp_path):
 
     s = load_sample("colin27-deep")
     config = TrainConfig(iterations=6, batch_size=4, patch_size=32, device="cpu",
-                         network=NetworkConfig((8, 16, 32), norm="instance"))  # fmt: skip
+                         network=NetworkConfig((8, 16, 32), norm="instance", filters=()))  # fmt: skip
     one = train_model(SegmentationData(s.image, s.painted, s.class_names, s.spacing), config).network.state_dict()
     initial = load_file(tmp_path / "initial.safetensors")
     keys = [k for k, v in one.items() if v.is_floating_point()]

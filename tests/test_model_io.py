@@ -31,7 +31,7 @@ def test_round_trip_keeps_weights_metadata_and_predictions(saved, data_2d):
     a, b = model.predict(data_2d.image), loaded.predict(data_2d.image)
     assert np.array_equal(a.labels, b.labels)
     info = read_model_info(path)
-    assert info.class_names == ["background", "class 2"] and info.format_version == 1
+    assert info.class_names == ["background", "class 2"] and info.format_version == model.info.format_version
     assert info.normalization.mode == "percentile" and info.training["iterations"] == 6
 
 

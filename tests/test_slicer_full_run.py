@@ -52,13 +52,15 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="process
 
 def test_full_run_gives_named_segments_on_the_volume_grid(tmp_path):
     scene = flows.new_scene()
-    result = flows.run_full_flow(scene, iterations=40, work_root=tmp_path)
+    # up to 300 steps: with the default filter bank the rare CSF class appears after about 100 steps, and the
+    # held-out stop rule ends the run once it is learnt (at 172 steps, CSF Dice 0.80, when this was written)
+    result = flows.run_full_flow(scene, iterations=300, work_root=tmp_path)
 
     # Training really ran in the background process and said where.
     kinds = [e["kind"] for e in result["events"]]
     assert kinds.count("started") == 1 and kinds.count("saved") == 1
     finished = next(e for e in result["events"] if e["kind"] == "finished")
-    assert kinds.count("step") == finished["iteration"] <= 40  # 40, or fewer once the held-out Dice stopped rising
+    assert kinds.count("step") == finished["iteration"] <= 300  # or fewer once the held-out Dice stopped rising
     assert "estimate" in kinds and finished["stop_reason"] in ("iterations", "no longer improving")
     assert result["device"].startswith("cpu")
     started = next(e for e in result["events"] if e["kind"] == "started")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import threading
 from dataclasses import replace
@@ -111,7 +112,7 @@ def filter_scales(text: str) -> tuple[float, ...]:
         scales = tuple(float(s) for s in text.split(","))
     except ValueError:
         scales = ()
-    if not scales or min(scales) <= 0:
+    if not scales or not all(0 < s < math.inf for s in scales):
         raise argparse.ArgumentTypeError(f"expected positive scales such as 1,2,4,8, or none; got {text!r}")
     return scales
 

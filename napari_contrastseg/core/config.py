@@ -22,7 +22,8 @@ class NetworkConfig:
     ``filters``: Gaussian scales (pixels) of a fixed filter bank in front of the U-Net
     (:class:`~.filters.FilterBank`: smoothed intensity, gradient magnitude and Hessian eigenvalues at each scale,
     the pixel features of ilastik and convpaint), so that the network starts from multiscale context it need not
-    learn; ``()`` for none (and for models written before it existed).
+    learn; 1, 2, 4 and 8 by default (chosen on the painting alone, docs/benchmarks.md), ``()`` for none (and for
+    models written before it existed).
     ``norm``: ``batch`` (fixed statistics at inference, folded into the convolutions: fastest, and a tile's
     prediction does not depend on the tile's contents), ``group`` (GroupNorm with :data:`GROUPS` groups: statistics
     of each crop or tile, none learnt from the training batches) or ``instance``.
@@ -33,7 +34,7 @@ class NetworkConfig:
     norm: str = "group"  # one of NORMS; chosen on the painting alone (docs/benchmarks.md)
     #: a 2D network on a volume also sees this many neighbouring slices on each side, as extra input channels
     context: int = 0
-    filters: tuple[float, ...] = ()
+    filters: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # chosen on the painting alone (docs/benchmarks.md)
 
     @property
     def min_size(self) -> int:

@@ -8,7 +8,9 @@ from typing import Any
 from .. import __version__
 from .config import NetworkConfig, NormalizationConfig, network_from_dict
 
-FORMAT_VERSION = 1
+#: The newest model-file format this version reads. Files are written as format 1 (what versions from before the
+#: filter bank read) unless the network has a filter bank (format 2).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -33,7 +35,10 @@ class ModelInfo:
     spacing: list[float] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     package_version: str = __version__
-    format_version: int = FORMAT_VERSION
+    format_version: int = 1  # set from the network (``__post_init__``)
+
+    def __post_init__(self) -> None:
+        self.format_version = 2 if self.network.filters else 1
 
     @property
     def n_classes(self) -> int:
@@ -45,7 +50,11 @@ class ModelInfo:
         return self.in_channels * (2 * self.network.context + 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready; a network without a filter bank is written without the ``filters`` key (format 1)."""
+        values = asdict(self)
+        if not self.network.filters:
+            del values["network"]["filters"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelInfo:

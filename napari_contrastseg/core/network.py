@@ -46,9 +46,9 @@ class UNet(nn.Module):
         args = {"act": _ACT, "norm": norm_layer(config), "bias": True, "dropout": config.dropout}
         self.spatial_dims = spatial_dims
         self.features = feats
-        self.filters = FilterBank(spatial_dims, in_channels, config.filters) if config.filters else nn.Identity()
-        stem_channels = self.filters.out_channels if config.filters else in_channels
-        self.stem = TwoConv(spatial_dims, stem_channels, feats[0], **args)
+        bank = FilterBank(spatial_dims, in_channels, config.filters) if config.filters else None
+        self.filters = bank or nn.Identity()
+        self.stem = TwoConv(spatial_dims, bank.out_channels if bank else in_channels, feats[0], **args)
         self.down = nn.ModuleList(Down(spatial_dims, a, b, **args) for a, b in zip(feats[:-1], feats[1:], strict=True))
         self.up = nn.ModuleList(
             # is_pad off: inputs are multiples of 2**(depth-1), so the skip and upsampled maps always match

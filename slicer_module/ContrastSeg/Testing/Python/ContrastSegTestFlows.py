@@ -93,7 +93,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
-def run_full_flow(scene, iterations=40, work_root=None, idle=None, timeout=600.0, uncertainty=True):
+def run_full_flow(scene, iterations=300, work_root=None, idle=None, timeout=600.0, uncertainty=True):
     """Paint -> train in a background process -> predict -> segments; returns what the checks need."""
     volume, painted, truth, names = sample_scene(scene)
     painted_before = conversions.label_array_from_segments(painted, conversions.segment_ids(painted), volume)
