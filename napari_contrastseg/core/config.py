@@ -116,7 +116,7 @@ class TrainConfig:
     iterations: int | None = None
     time_budget: float | None = 60.0
     batch_size: int = 4
-    patch_size: int | None = None  # None: 64 for 2D training, 48 for 3D patches
+    patch_size: int | None = None  # None: 96 for 2D training, 48 for 3D patches (setup.DEFAULT_PATCH)
     dims: Dims = "auto"  # "2d": slice-wise (2D images, or 3D volumes along slice_axis); "3d": 3D patches
     slice_axis: int | None = None  # None: the axis along which the user painted
     learning_rate: float = 3e-3
