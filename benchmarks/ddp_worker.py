@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from napari_contrastseg.cli.train import filter_scales
 from napari_contrastseg.core import distributed
 from napari_contrastseg.core.config import NetworkConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=32)
     parser.add_argument("--features", default="8,16,32")
     parser.add_argument("--norm", default="batch")
-    parser.add_argument("--filters", default="1,2,4,8", help="filter-bank scales, or none")
+    parser.add_argument("--filters", type=filter_scales, help="filter-bank scales, or none (default: the engine's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per rank")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON")
     args = parser.parse_args()
@@ -55,7 +56,7 @@ def main() -> None:
         network=NetworkConfig(
             tuple(int(f) for f in args.features.split(",")),
             norm=args.norm,
-            filters=() if args.filters == "none" else tuple(float(s) for s in args.filters.split(",")),
+            filters=NetworkConfig.filters if args.filters is None else args.filters,
         ),
         method_options={k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)},
     )

@@ -32,12 +32,12 @@ NETWORK_CHOICES = [(f"{n} ({'-'.join(map(str, w))})", n) for n, w in NETWORK_PRE
 DIMS_CHOICES = [("auto (2D slices)", "auto"), ("2D slices", "2d"), ("3D patches", "3d")]
 #: -1 in the menu stands for None (the painted axis)
 AXIS_CHOICES = [("auto (the painted axis)", -1)] + [(f"axis {a}", a) for a in range(3)]
-#: The filter bank's scales when the "Filter bank" box is ticked (the engine's default scales, else these).
-FILTER_SCALES: tuple[float, ...] = TrainConfig().network.filters or (1.0, 2.0, 4.0, 8.0)
 #: The first live preview comes after this many steps (so the user sees something within seconds).
 FIRST_PREVIEW_AFTER = 5
 
 _ENGINE = TrainConfig()
+#: The filter bank's scales when the "Filter bank" box is ticked: the engine's.
+FILTER_SCALES: tuple[float, ...] = _ENGINE.network.filters
 
 
 def _setting(default: Any = None, label: str = "", tooltip: str = "", advanced: bool = False, **options: Any):

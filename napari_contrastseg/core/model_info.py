@@ -38,7 +38,7 @@ class ModelInfo:
     format_version: int = 1  # set from the network (``__post_init__``)
 
     def __post_init__(self) -> None:
-        self.format_version = 2 if self.network.filters else 1
+        self.format_version = FORMAT_VERSION if self.network.filters else 1
 
     @property
     def n_classes(self) -> int:
