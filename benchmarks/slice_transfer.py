@@ -59,7 +59,7 @@ def main() -> None:
     for z in range(0, vol.ground_truth.shape[axis], args.every):
         truth, guess = np.take(vol.ground_truth, z, axis), np.take(pred, z, axis)
         if (truth > 1).any():
-            dice = dice_per_class(guess, truth, classes, truth > 0)
+            dice = dice_per_class(guess, truth, classes)
             print(f"    {z:4d}: {np.nanmean(list(dice.values())):.3f}")
 
 
