@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from napari_contrastseg.core.augment import SpatialAugment, intensity_augment
-from napari_contrastseg.core.config import AugmentationConfig, NormalizationConfig
+from napari_contrastseg.core.config import AugmentationConfig, NormalizationConfig, TrainConfig
 from napari_contrastseg.core.inference import SliceInputs
+from napari_contrastseg.core.methods import create_method
+from napari_contrastseg.core.network import UNet
 from napari_contrastseg.core.normalization import intensity_ranges, resolve_normalization
 from napari_contrastseg.core.sampling import PatchSampler
+from napari_contrastseg.core.trainer import _sample
 
 
 def _stripes() -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +60,22 @@ def test_intensity_augmentation_keeps_shape_and_changes_values_in_2d_and_3d():
         x = torch.rand(shape)
         y = intensity_augment(x, g, probability=1.0)
         assert y.shape == x.shape and not torch.allclose(x, y) and torch.isfinite(y).all()
+
+
+def test_intensity_augmentation_of_labelled_crops_can_be_turned_off_alone():
+    image = np.random.default_rng(1).random((1, 1, 64, 64)).astype(np.float32)
+    labels = np.ones((1, 64, 64), np.int64)
+    method = create_method("supervised", UNet(2, 1, 1, TrainConfig().network), 1)
+
+    def crops(intensity: bool) -> torch.Tensor:
+        aug = AugmentationConfig(probability=1.0, rotation=0.0, scale=(1.0, 1.0), elastic=0.0, intensity=intensity)
+        sampler = PatchSampler([image], [labels], (32, 32), 0, np.random.default_rng(0))
+        spatial = SpatialAugment(aug, 2, torch.Generator().manual_seed(0))
+        return _sample(sampler, 4, method, spatial, TrainConfig(augmentation=aug), torch.device("cpu")).images
+
+    reference = torch.from_numpy(PatchSampler([image], [labels], (32, 32), 0, np.random.default_rng(0)).labelled(4)[0])
+    assert torch.allclose(crops(False), reference, atol=1e-5)  # the identity warp only: intensities kept
+    assert not torch.allclose(crops(True), reference, atol=1e-2)  # every intensity change drawn
 
 
 def test_crops_with_neighbour_slices_equal_the_inference_inputs():

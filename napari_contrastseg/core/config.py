@@ -86,11 +86,12 @@ class AugmentationConfig:
     Spatial: in-plane rotation up to ``rotation`` degrees, isotropic scaling in ``scale``, a smooth elastic
     displacement of up to ``elastic`` pixels, mirroring along ``mirror_axes`` (none by default: left/right classes
     such as a left and a right putamen would be swapped). Intensity: brightness, contrast, gamma, Gaussian noise,
-    Gaussian blur and simulated low resolution, each with probability ``probability``. ``enabled`` False turns
-    everything off.
+    Gaussian blur and simulated low resolution, each with probability ``probability``; ``intensity`` False keeps
+    the labelled crops' intensities (spatial changes only). ``enabled`` False turns everything off.
     """
 
     enabled: bool = True
+    intensity: bool = True
     rotation: float = 15.0
     scale: tuple[float, float] = (0.85, 1.2)
     elastic: float = 2.0

@@ -242,7 +242,7 @@ def _sample(sampler, batch_size, method, augment, config, device) -> Batch:
     images = labels = torch.zeros(0)
     if not config.pretrain:
         images, labels = augment(*(_to_device(a, device) for a in sampler.labelled(batch_size * world)))
-        if config.augmentation.enabled:
+        if config.augmentation.enabled and config.augmentation.intensity:
             images = intensity_augment(images, augment.generator, probability=config.augmentation.probability)
         mine = slice(rank * batch_size, (rank + 1) * batch_size)
         images, labels = images[mine], labels[mine]
