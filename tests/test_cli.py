@@ -76,6 +76,16 @@ def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti
         assert f"expected positive scales such as 1,2,4,8, or none; got '{bad}'" in capsys.readouterr().err
 
 
+def test_forest_labels_reach_the_training_run(oblique_nifti, tmp_path, capsys):
+    folder, _ = oblique_nifti
+    model = tmp_path / "forest.safetensors"
+    data = [str(folder / "image.nii.gz"), str(folder / "labels.nii.gz")]
+    assert main(["train", *data, "-o", str(model), "--forest-labels", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    assert json.loads(capsys.readouterr().out)["training"]["config"]["forest"]["enabled"] is True
+
+
 def test_predict_a_folder_of_tiffs_and_npy(oblique_nifti, tmp_path):
     folder, _ = oblique_nifti
     model = tmp_path / "m.safetensors"

@@ -93,6 +93,7 @@ def test_the_settings_form_is_generated_from_the_settings_fields(session):
     assert defaults.time_budget == engine.time_budget and defaults.holdout == engine.holdout.fraction  # CLI's rule
     assert defaults.to_config().network.filters == engine.network.filters  # the engine's filter bank, or none
     assert defaults.copy(filters=False).to_config().network.filters == ()
+    assert defaults.to_config().forest == engine.forest and defaults.copy(forest=True).to_config().forest.enabled
     form.apply(defaults.copy(filters=True))
     assert form.read().to_config().network.filters and form["filters"].label == "Filter bank"
     form.apply(defaults.copy(slice_axis=2, method="semicontrast"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core.config import AugmentationConfig, HoldoutConfig, NetworkConfig, TrainConfig
+from ..core.config import AugmentationConfig, ForestConfig, HoldoutConfig, NetworkConfig, TrainConfig
 from ..core.errors import InputError
 from .devices import training_threads
 
@@ -80,6 +80,9 @@ class TrainingSettings:
     filters: bool = _setting(bool(_ENGINE.network.filters), "Filter bank", "Multiscale smoothed intensity, edges "
                              f"and curvature (sigma {'-'.join(f'{s:g}' for s in FILTER_SCALES)} px) fed to the "
                              "network; Continue keeps the current model's", True)  # fmt: skip
+    forest: bool = _setting(_ENGINE.forest.enabled, "Forest labels", "A random forest trained on the painting in "
+                            "seconds labels unpainted slices where it is confident; the network learns from those "
+                            "labels too (2D training)", True)  # fmt: skip
     learning_rate: float = _setting(_ENGINE.learning_rate, "Learning rate", "", True, min=1e-5, max=1.0,
                                     step=5e-4)  # fmt: skip
     seed: int = _setting(_ENGINE.seed, "Seed", "", True, min=0, max=2**31 - 1)
@@ -121,6 +124,7 @@ class TrainingSettings:
             ),
             holdout=HoldoutConfig(fraction=float(self.holdout)),
             augmentation=AugmentationConfig(enabled=bool(self.augment)),
+            forest=ForestConfig(enabled=bool(self.forest)),
         )
 
     def copy(self, **changes) -> TrainingSettings:

@@ -99,6 +99,13 @@ def add_parser(sub) -> None:
         help="Gaussian scales in pixels of the fixed filter bank in front of the network, e.g. 1,2,4,8, or none "
         f"(default: the --warm-start model's, else {scales})",
     )
+    p.add_argument(
+        "--forest-labels",
+        action=argparse.BooleanOptionalAction,
+        default=d.forest.enabled,
+        help="a random forest trained on the painting in seconds labels unpainted slices where it is confident, and "
+        "the network learns from those labels too (2D training)",
+    )
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
     p.set_defaults(run=run)
@@ -159,6 +166,7 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
         normalization=normalization,
         holdout=HoldoutConfig(fraction=args.holdout),
         pretrain=args.pretrain,
+        forest=replace(defaults.forest, enabled=args.forest_labels),
     )
     if args.no_augment:
         config.augmentation = replace(config.augmentation, enabled=False)

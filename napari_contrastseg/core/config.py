@@ -100,6 +100,25 @@ class AugmentationConfig:
 
 
 @dataclass
+class ForestConfig:
+    """Labels for the unpainted slices from a random forest trained on the painting (:mod:`.forest`; 2D training).
+
+    When ``enabled``, a forest of ``trees`` trees on the filter bank's pixel features (at most ``max_pixels``
+    painted pixels) labels the unpainted pixels of the painted slices and ``slices`` evenly spaced unpainted slices
+    of each image, where its probability is at least ``confidence``; ``share`` of the labelled crops are then
+    centred on those labels instead of on the painting. 3D patch training and pre-training run without it. Off by
+    default (a candidate, docs/benchmarks.md).
+    """
+
+    enabled: bool = False
+    slices: int = 16
+    confidence: float = 0.8
+    share: float = 0.5
+    trees: int = 32
+    max_pixels: int = 100_000
+
+
+@dataclass
 class TrainConfig:
     """Everything that decides a training run. Defaults train a useful model on a laptop CPU in about a minute.
 
@@ -134,6 +153,7 @@ class TrainConfig:
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    forest: ForestConfig = field(default_factory=ForestConfig)
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +175,8 @@ class TrainConfig:
             aug["scale"] = tuple(aug.get("scale", AugmentationConfig.scale))
             aug["mirror_axes"] = tuple(aug.get("mirror_axes", ()))
             values["augmentation"] = AugmentationConfig(**aug)
-        for name, kind in (("normalization", NormalizationConfig), ("holdout", HoldoutConfig)):
+        nested = (("normalization", NormalizationConfig), ("holdout", HoldoutConfig), ("forest", ForestConfig))
+        for name, kind in nested:
             if name in values:
                 values[name] = kind(**values[name])
         return cls(**values)

@@ -22,6 +22,7 @@ from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
+from .forest import forest_labels
 from .holdout import HeldOutSet, split_painting
 from .inference import predict_normalized
 from .methods import Batch, create_method
@@ -143,7 +144,9 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         int(sum((h > 0).sum() for h in held)),
         info.normalization.mode,
     )
-    budget = Budget(config.iterations, config.time_budget, device)
+    budget = Budget(config.iterations, config.time_budget, device)  # the forest's seconds count too
+    with_forest = config.forest.enabled and info.spatial_dims == 2 and not config.pretrain  # 3D patches: without
+    forest_sampler = _forest_sampler(plan, config, train_labels, held, rng) if with_forest else None
     iteration, reason, losses, progress, stage = 0, "", {}, 0.0, 0
     while True:
         if distributed.any_rank(cancel is not None and cancel.is_set(), device):
@@ -153,7 +156,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if progress >= 1:
             reason = budget.exhausted_by(iteration)
             break
-        batch = _sample(sampler, batch_size, method, augment, config, device)
+        batch = _sample(sampler, batch_size, method, augment, config, device, forest_sampler)
         now, within = method.position(progress) if method.stagewise else (0, progress)
         if now != stage:  # each stage is its own optimisation: fresh moments, its own learning-rate schedule
             optimizer.state.clear()
@@ -233,15 +236,29 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
     return estimate, best
 
 
-def _sample(sampler, batch_size, method, augment, config, device) -> Batch:
+def _forest_sampler(plan, config, train_labels, held, rng) -> PatchSampler:
+    """Crops centred on the painting and on the forest's labels of the unpainted slices (:mod:`.forest`)."""
+    info = plan.info
+    sigmas = tuple(info.network.filters)
+    labels = forest_labels(plan.images, train_labels, held, info.slice_axis, sigmas, config.forest, config.seed)
+    return PatchSampler(plan.images, labels, tuple(info.patch_size), info.slice_axis, rng, info.network.context,
+                        config.sampling_balance)  # fmt: skip
+
+
+def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:
     """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank),
-    spatially augmented (labels along) and, for the labelled crops, in intensity too. Every rank augments the whole
+    spatially augmented (labels along) and, for the labelled crops, in intensity too; with forest labels,
+    ``config.forest.share`` of the labelled crops come from ``forest_sampler``. Every rank augments the whole
     draw with the same generator and keeps its share, so that ranks stay in step and N ranks train as one process
     with N times the batch. Pre-training: unlabelled crops only (the labelled ones are empty)."""
     world, rank = distributed.world_size(), distributed.rank()
     images = labels = torch.zeros(0)
     if not config.pretrain:
-        images, labels = augment(*(_to_device(a, device) for a in sampler.labelled(batch_size * world)))
+        n = batch_size * world
+        from_forest = round(config.forest.share * n) if forest_sampler is not None else 0
+        draws = [sampler.labelled(n - from_forest)] + ([forest_sampler.labelled(from_forest)] if from_forest else [])
+        crops = [np.concatenate(parts) for parts in zip(*draws, strict=True)]
+        images, labels = augment(*(_to_device(a, device) for a in crops))
         if config.augmentation.enabled and config.augmentation.intensity:
             images = intensity_augment(images, augment.generator, probability=config.augmentation.probability)
         mine = slice(rank * batch_size, (rank + 1) * batch_size)
