@@ -119,6 +119,5 @@ def _slices_to_label(train: np.ndarray, held: np.ndarray, count: int) -> np.ndar
     """The painted slices of a ``(Z, Y, X)`` stack, and ``count`` unpainted ones evenly spaced along it."""
     painted = (train > 0).any(axis=(1, 2))
     unpainted = np.flatnonzero(~painted & ~(held > 0).any(axis=(1, 2)))
-    spaced = np.unique(np.linspace(0, unpainted.size - 1, count).round().astype(int)) if unpainted.size else []
-    picks = unpainted[spaced] if unpainted.size else []
-    return np.union1d(np.flatnonzero(painted), picks).astype(int)
+    spaced = np.linspace(0, unpainted.size - 1, count if unpainted.size else 0).round().astype(int)
+    return np.union1d(np.flatnonzero(painted), unpainted[spaced]).astype(int)
