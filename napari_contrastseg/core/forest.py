@@ -14,12 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .config import ForestConfig
+from .config import ForestConfig, NetworkConfig
 from .errors import InputError
 from .filters import FilterBank
-
-#: Filter-bank scales of the forest's features when the network has no filter bank (rf-features' scales).
-DEFAULT_SIGMAS = (1.0, 2.0, 4.0, 8.0)
 
 
 def forest_labels(
@@ -38,7 +35,7 @@ def forest_labels(
         labels: the training painting ``S_i`` (0 = unpainted).
         held: the held-out painting ``S_i``: never labelled by the forest.
         slice_axis: the 2D network's slice axis in 3D volumes; None for 2D images.
-        sigmas: the feature scales (the network's filter bank; :data:`DEFAULT_SIGMAS` when empty).
+        sigmas: the feature scales (the network's filter bank; the default bank's when empty).
         config: which slices, how confident, how many trees and training pixels.
         seed: the forest's and the pixel draw's seed.
 
@@ -53,7 +50,7 @@ def forest_labels(
         raise InputError(
             "Forest labels need 0.5 <= confidence <= 1, 0 <= share <= 1, slices >= 0, trees >= 1 and max_pixels >= 1."
         )
-    bank = FilterBank(2, images[0].shape[0], tuple(sigmas) or DEFAULT_SIGMAS).eval()
+    bank = FilterBank(2, images[0].shape[0], tuple(sigmas) or NetworkConfig.filters).eval()
     stacks = [_slices_first(i, lab, h, slice_axis) for i, lab, h in zip(images, labels, held, strict=True)]
     rng = np.random.default_rng(seed)
     x, y = _training_pixels(bank, stacks, config.max_pixels, rng)

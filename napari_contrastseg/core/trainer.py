@@ -257,7 +257,7 @@ def _sample(sampler, batch_size, method, augment, config, device, forest_sampler
         n = batch_size * world
         from_forest = round(config.forest.share * n) if forest_sampler is not None else 0
         draws = [sampler.labelled(n - from_forest)] + ([forest_sampler.labelled(from_forest)] if from_forest else [])
-        crops = [np.concatenate(parts) for parts in zip(*draws, strict=True)]
+        crops = draws[0] if len(draws) == 1 else [np.concatenate(parts) for parts in zip(*draws, strict=True)]
         images, labels = augment(*(_to_device(a, device) for a in crops))
         if config.augmentation.enabled and config.augmentation.intensity:
             images = intensity_augment(images, augment.generator, probability=config.augmentation.probability)
