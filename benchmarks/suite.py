@@ -97,6 +97,7 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
         "stop_reason": finished.stop_reason,
         "estimate": None if estimate is None else {"dice": estimate.dice, "mean": estimate.mean},
         "estimates": estimates,
+        "forest": model.info.training.get("forest"),  # forest labels: the gate's held-out Dice and decision
     }
 
 

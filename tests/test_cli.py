@@ -80,10 +80,18 @@ def test_forest_labels_reach_the_training_run(oblique_nifti, tmp_path, capsys):
     folder, _ = oblique_nifti
     model = tmp_path / "forest.safetensors"
     data = [str(folder / "image.nii.gz"), str(folder / "labels.nii.gz")]
-    assert main(["train", *data, "-o", str(model), "--forest-labels", *FAST]) == 0
+    assert main(["train", *data, "-o", str(model), "--forest-labels", "--forest-gate", "0", *FAST]) == 0
     capsys.readouterr()
     assert main(["info", str(model)]) == 0
-    assert json.loads(capsys.readouterr().out)["training"]["config"]["forest"]["enabled"] is True
+    training = json.loads(capsys.readouterr().out)["training"]
+    assert training["config"]["forest"]["enabled"] is True and training["config"]["forest"]["gate"] == 0
+    assert training["forest"]["used"] is True  # no gate: the labels are used whatever the forest's held-out Dice
+    gate = 1.0 if training["forest"]["held_out_dice"] < 1 else 0.0  # a gate the forest just failed
+    assert main(["train", *data, "-o", str(tmp_path / "gated.safetensors"), "--forest-labels", "--forest-gate",
+                 str(gate), *FAST]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "gated.safetensors")]) == 0
+    assert json.loads(capsys.readouterr().out)["training"]["forest"]["used"] is (gate == 0.0)
 
 
 def test_predict_a_folder_of_tiffs_and_npy(oblique_nifti, tmp_path):

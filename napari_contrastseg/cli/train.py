@@ -106,6 +106,14 @@ def add_parser(sub) -> None:
         help="a random forest trained on the painting in seconds labels unpainted slices where it is confident, and "
         "the network learns from those labels too (2D training)",
     )
+    p.add_argument(
+        "--forest-gate",
+        type=float,
+        default=d.forest.gate,
+        metavar="DICE",
+        help="use the forest's labels only when the forest scores at least this Dice on the held-out painting "
+        f"(0: always; default {d.forest.gate:g})",
+    )
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
     p.set_defaults(run=run)
@@ -166,7 +174,7 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
         normalization=normalization,
         holdout=HoldoutConfig(fraction=args.holdout),
         pretrain=args.pretrain,
-        forest=replace(defaults.forest, enabled=args.forest_labels),
+        forest=replace(defaults.forest, enabled=args.forest_labels, gate=args.forest_gate),
     )
     if args.no_augment:
         config.augmentation = replace(config.augmentation, enabled=False)

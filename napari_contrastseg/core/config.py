@@ -106,8 +106,10 @@ class ForestConfig:
     When ``enabled``, a forest of ``trees`` trees on the filter bank's pixel features (at most ``max_pixels``
     painted pixels) labels the unpainted pixels of the painted slices and ``slices`` evenly spaced unpainted slices
     of each image, where its probability is at least ``confidence``; ``share`` of the labelled crops are then
-    centred on those labels instead of on the painting. 3D patch training and pre-training run without it. Off by
-    default (a candidate, docs/benchmarks.md).
+    centred on those labels instead of on the painting. With ``gate`` above 0 the forest first predicts the held-out
+    painting (:class:`HoldoutConfig`; never trained on): its labels are used only when its Dice there, averaged over
+    the classes other than background, is at least ``gate``. 3D patch training and pre-training run without it.
+    Off by default (a candidate, docs/benchmarks.md).
     """
 
     enabled: bool = False
@@ -116,6 +118,7 @@ class ForestConfig:
     share: float = 0.5
     trees: int = 32
     max_pixels: int = 100_000
+    gate: float = 0.0
 
 
 @dataclass

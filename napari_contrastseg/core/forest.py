@@ -10,6 +10,7 @@ voxels are neither learnt by the forest nor labelled by it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -17,6 +18,15 @@ import torch
 from .config import ForestConfig, NetworkConfig
 from .errors import InputError
 from .filters import FilterBank
+
+
+class ForestLabels(NamedTuple):
+    """What :func:`forest_labels` gives: the labels to train on (None when the gate kept them out) and the forest's
+    Dice on the held-out painting, averaged over the classes other than background (NaN when no such class is
+    held out). One decision for all images of a run."""
+
+    labels: list[np.ndarray] | None
+    held_out_dice: float
 
 
 def forest_labels(
@@ -27,49 +37,61 @@ def forest_labels(
     sigmas: tuple[float, ...],
     config: ForestConfig,
     seed: int,
-) -> list[np.ndarray]:
-    """Training labels with the forest's confident labels added, one array ``S_i`` per image (int64).
+) -> ForestLabels:
+    """The training labels with the forest's confident labels added (one int64 array ``S_i`` per image; None when
+    the gate keeps them out) and the forest's held-out Dice.
 
     Args:
         images: normalised ``(C, *S_i)`` float32 arrays.
-        labels: the training painting ``S_i`` (0 = unpainted).
-        held: the held-out painting ``S_i``: never labelled by the forest.
+        labels: the training painting ``S_i`` (0 = unpainted; 1 = background).
+        held: the held-out painting ``S_i``: scored for the gate, never learnt or labelled by the forest.
         slice_axis: the 2D network's slice axis in 3D volumes; None for 2D images.
         sigmas: the feature scales (the network's filter bank; the default bank's when empty).
-        config: which slices, how confident, how many trees and training pixels.
+        config: which slices, how confident, how many trees and training pixels, the gate.
         seed: the forest's and the pixel draw's seed.
 
     Each image's painted slices (their unpainted pixels) and ``config.slices`` evenly spaced unpainted slices are
     labelled where the forest's probability of its class is at least ``config.confidence``; painted voxels keep
-    their painting.
+    their painting. With ``config.gate`` above 0, no labels (None) when the held-out Dice is below it or undefined.
     """
     from sklearn.ensemble import RandomForestClassifier
 
     if not (0.5 <= config.confidence <= 1 and 0 <= config.share <= 1 and config.slices >= 0 and config.trees >= 1
-            and config.max_pixels >= 1):  # fmt: skip
+            and config.max_pixels >= 1 and 0 <= config.gate <= 1):  # fmt: skip
         raise InputError(
-            "Forest labels need 0.5 <= confidence <= 1, 0 <= share <= 1, slices >= 0, trees >= 1 and max_pixels >= 1."
+            "Forest labels need 0.5 <= confidence <= 1, 0 <= share <= 1, slices >= 0, trees >= 1, max_pixels >= 1 "
+            "and 0 <= gate <= 1."
         )
     bank = FilterBank(2, images[0].shape[0], tuple(sigmas) or NetworkConfig.filters).eval()
     stacks = [_slices_first(i, lab, h, slice_axis) for i, lab, h in zip(images, labels, held, strict=True)]
     rng = np.random.default_rng(seed)
-    x, y = _training_pixels(bank, stacks, config.max_pixels, rng)
+    (x, y), held_pixels = _painted_pixels(bank, stacks, config.max_pixels, rng)
     forest = RandomForestClassifier(
         n_estimators=config.trees, max_depth=12, n_jobs=torch.get_num_threads(), random_state=seed
     ).fit(x, y)
+    held_dice = _mean_dice(forest.predict(held_pixels[0]), held_pixels[1]) if len(held_pixels[1]) else float("nan")
+    if config.gate > 0 and not held_dice >= config.gate:
+        return ForestLabels(None, held_dice)
     out = []
     for (image, train, held_out), original in zip(stacks, labels, strict=True):
         result = train.copy()
         for z in _slices_to_label(train, held_out, config.slices):
-            features = _features(bank, image[:, z])
-            probabilities = forest.predict_proba(features.reshape(-1, features.shape[-1]))
+            f = _features(bank, image[:, z])
+            probabilities = forest.predict_proba(f.reshape(-1, f.shape[-1]))
             best = probabilities.argmax(axis=1)
             guess = np.where(probabilities.max(axis=1) >= config.confidence, forest.classes_[best], 0)
             guess = guess.reshape(train.shape[1:])
             free = (train[z] == 0) & (held_out[z] == 0)
             result[z][free] = guess[free]
         out.append(_restore(result, original.ndim, slice_axis))
-    return out
+    return ForestLabels(out, held_dice)
+
+
+def _mean_dice(guess: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of ``guess`` against ``truth`` (both ``(N,)`` class values), averaged over the classes > 1 in ``truth``."""
+    scores = [2 * ((guess == c) & (truth == c)).sum() / ((guess == c).sum() + (truth == c).sum())
+              for c in np.unique(truth) if c > 1]  # fmt: skip
+    return float(np.mean(scores)) if scores else float("nan")
 
 
 def _slices_first(
@@ -95,21 +117,23 @@ def _features(bank: FilterBank, image_slice: np.ndarray) -> np.ndarray:
     return features.permute(1, 2, 0).numpy()
 
 
-def _training_pixels(
+def _painted_pixels(
     bank: FilterBank, stacks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], limit: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``(N, F)`` and classes ``(N,)`` of the painted voxels, at most ``limit`` drawn uniformly."""
-    xs, ys = [], []
-    for image, train, _ in stacks:
-        for z in np.flatnonzero((train > 0).any(axis=(1, 2))):
-            painted = train[z] > 0
-            xs.append(_features(bank, image[:, z])[painted])
-            ys.append(train[z][painted])
-    x, y = np.concatenate(xs), np.concatenate(ys)
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Features ``(N, F)`` and classes ``(N,)`` of the training painting (at most ``limit`` voxels, drawn
+    uniformly) and of the held-out painting, each painted slice's features computed once."""
+    train_x, train_y, held_x, held_y = [], [], [], []
+    for image, train, held in stacks:
+        for z in np.flatnonzero((train > 0).any(axis=(1, 2)) | (held > 0).any(axis=(1, 2))):
+            features = _features(bank, image[:, z])
+            for labels, xs, ys in ((train[z], train_x, train_y), (held[z], held_x, held_y)):
+                xs.append(features[labels > 0])
+                ys.append(labels[labels > 0])
+    x, y = np.concatenate(train_x), np.concatenate(train_y)
     if len(y) > limit:
         pick = rng.choice(len(y), limit, replace=False)
         x, y = x[pick], y[pick]
-    return x, y
+    return (x, y), (np.concatenate(held_x), np.concatenate(held_y))
 
 
 def _slices_to_label(train: np.ndarray, held: np.ndarray, count: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
-from .forest import forest_labels
+from .forest import ForestLabels, forest_labels
 from .holdout import HeldOutSet, split_painting
 from .inference import predict_normalized
 from .methods import Batch, create_method
@@ -146,7 +146,11 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     )
     budget = Budget(config.iterations, config.time_budget, device)  # the forest's seconds count too
     with_forest = config.forest.enabled and info.spatial_dims == 2 and not config.pretrain  # 3D patches: without
-    forest_sampler = _forest_sampler(plan, config, train_labels, held, rng) if with_forest else None
+    forest = _forest(plan, config, train_labels, held) if with_forest else None
+    forest_sampler = None
+    if forest is not None and forest.labels is not None:
+        forest_sampler = PatchSampler(plan.images, forest.labels, tuple(info.patch_size), info.slice_axis, rng,
+                                      info.network.context, config.sampling_balance)  # fmt: skip
     iteration, reason, losses, progress, stage = 0, "", {}, 0.0, 0
     while True:
         if distributed.any_rank(cancel is not None and cancel.is_set(), device):
@@ -199,6 +203,9 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     returned = best[1] if best is not None else final
     seconds = budget.elapsed
     model = _snapshot(network, plan, config, iteration, seconds, losses, device, reason, returned, held)
+    if forest is not None:  # whether the gate let its labels in, and why
+        dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
+        model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
     del network, stepped, method, optimizer
     release_memory(device)
     yield Finished(iteration, reason == "cancelled", seconds, model, model.info.training, reason, returned)
@@ -236,13 +243,10 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
     return estimate, best
 
 
-def _forest_sampler(plan, config, train_labels, held, rng) -> PatchSampler:
-    """Crops centred on the painting and on the forest's labels of the unpainted slices (:mod:`.forest`)."""
-    info = plan.info
-    sigmas = tuple(info.network.filters)
-    labels = forest_labels(plan.images, train_labels, held, info.slice_axis, sigmas, config.forest, config.seed)
-    return PatchSampler(plan.images, labels, tuple(info.patch_size), info.slice_axis, rng, info.network.context,
-                        config.sampling_balance)  # fmt: skip
+def _forest(plan, config, train_labels, held) -> ForestLabels:
+    """The forest's labels of the unpainted slices and its held-out Dice (:mod:`.forest`)."""
+    sigmas = tuple(plan.info.network.filters)
+    return forest_labels(plan.images, train_labels, held, plan.info.slice_axis, sigmas, config.forest, config.seed)
 
 
 def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:
