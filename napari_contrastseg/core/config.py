@@ -133,6 +133,9 @@ class TrainConfig:
     warm-started from the result skips those stages. ``sampling_balance``: the share of labelled crops centred on
     a painted voxel of a class drawn uniformly (rare classes seen often); the others are centred on a painted voxel
     drawn uniformly (classes seen as often as painted, which keeps a rare class from being over-predicted).
+    ``ema``: momentum of an exponential moving average of the weights over the last stage's steps
+    (:mod:`.averaging`), which is then what the held-out estimate scores, previews show and the run returns
+    (0: the raw weights).
     """
 
     method: str = "supervised"
@@ -151,6 +154,7 @@ class TrainConfig:
     preview_every: int = 25
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
     sampling_balance: float = 0.5
+    ema: float = 0.0
     pretrain: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)

@@ -16,6 +16,7 @@ import torch
 
 from . import distributed
 from .augment import SpatialAugment, intensity_augment
+from .averaging import WeightAverage
 from .budget import Budget, Plateau, learning_rate_factor
 from .config import TrainConfig
 from .data import SegmentationData
@@ -151,6 +152,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     if forest is not None and forest.labels is not None:
         forest_sampler = PatchSampler(plan.images, forest.labels, tuple(info.patch_size), info.slice_axis, rng,
                                       info.network.context, config.sampling_balance)  # fmt: skip
+    average = WeightAverage(network, config.ema) if config.ema else None
+    scored = network if average is None else average.network  # what is scored, previewed and returned
     iteration, reason, losses, progress, stage = 0, "", {}, 0.0, 0
     while True:
         if distributed.any_rank(cancel is not None and cancel.is_set(), device):
@@ -165,6 +168,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if now != stage:  # each stage is its own optimisation: fresh moments, its own learning-rate schedule
             optimizer.state.clear()
             stage = now
+            if average is not None:
+                average.restart(network)
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * learning_rate_factor(within)
         try:
@@ -173,40 +178,42 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
             batch_size = _smaller_batch(optimizer, batch_size, device)
             continue
         method.after_step(network, progress)
+        if average is not None:
+            average.update(network)
         iteration += 1
         elapsed = budget.elapsed
         progress = budget.progress(iteration)
         yield Step(iteration, config.iterations, losses, optimizer.param_groups[0]["lr"], iteration / elapsed,
                    batch_size, progress, elapsed)  # fmt: skip
         if len(held_out) and distributed.any_rank(plateau.due(progress, elapsed), device):
-            estimate, best = _estimate(network, held_out, plateau, info, iteration, budget, device, best)
+            estimate, best = _estimate(scored, held_out, plateau, info, iteration, budget, device, best)
             yield estimate
             if plateau.stalled(progress):
                 reason = "no longer improving"
                 break
         if preview is not None and config.preview_every and iteration % config.preview_every == 0:
-            yield _preview(network, plan, preview, iteration, device)
+            yield _preview(scored, plan, preview, iteration, device)
         if (
             checkpoint_dir is not None
             and distributed.rank() == 0
             and config.checkpoint_every
             and iteration % config.checkpoint_every == 0
         ):
-            snapshot = _snapshot(network, plan, config, iteration, budget.elapsed, losses, device)
+            snapshot = _snapshot(scored, plan, config, iteration, budget.elapsed, losses, device)
             yield Checkpoint(iteration, str(snapshot.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
     final = None
     if len(held_out) and iteration:
-        final, best = _estimate(network, held_out, plateau, info, iteration, budget, device, best)
+        final, best = _estimate(scored, held_out, plateau, info, iteration, budget, device, best)
         yield final
         if best is not None and best[1] is not final:
-            network.load_state_dict(best[0])
+            scored.load_state_dict(best[0])
     returned = best[1] if best is not None else final
     seconds = budget.elapsed
-    model = _snapshot(network, plan, config, iteration, seconds, losses, device, reason, returned, held)
+    model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held)
     if forest is not None:  # whether the gate let its labels in, and why
         dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
         model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
-    del network, stepped, method, optimizer
+    del network, stepped, method, optimizer, average, scored
     release_memory(device)
     yield Finished(iteration, reason == "cancelled", seconds, model, model.info.training, reason, returned)
 
