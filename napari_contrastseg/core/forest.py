@@ -18,6 +18,7 @@ import torch
 from .config import ForestConfig, NetworkConfig
 from .errors import InputError
 from .filters import FilterBank
+from .metrics import dice_per_class
 
 
 class ForestLabels(NamedTuple):
@@ -89,9 +90,8 @@ def forest_labels(
 
 def _mean_dice(guess: np.ndarray, truth: np.ndarray) -> float:
     """Dice of ``guess`` against ``truth`` (both ``(N,)`` class values), averaged over the classes > 1 in ``truth``."""
-    scores = [2 * ((guess == c) & (truth == c)).sum() / ((guess == c).sum() + (truth == c).sum())
-              for c in np.unique(truth) if c > 1]  # fmt: skip
-    return float(np.mean(scores)) if scores else float("nan")
+    classes = [int(c) for c in np.unique(truth) if c > 1]
+    return float(np.mean(list(dice_per_class(guess, truth, classes).values()))) if classes else float("nan")
 
 
 def _slices_first(
