@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-STRATEGIES = ("tool", "even", "random")
 TARGET_SHARE = 0.9
+#: What records written before ``tool:NAME`` existed called the tool's walk (its strategy then).
+OLD_TOOL = "tool:uncertainty-distance"
 
 
 def slices_to_reach(points: list[dict], target: float) -> float:
@@ -23,41 +24,60 @@ def slices_to_reach(points: list[dict], target: float) -> float:
 
 
 def curve(by: dict, task: str, strategy: str) -> list[dict]:
-    """A strategy's points in round order; ``even`` starts from the protocol's 1 slice, the tool's round 0."""
+    """A strategy's points in round order; ``even`` starts from the protocol's 1 slice, the walkers' round 0."""
     points = by[(task, strategy)]
     if strategy == "even":
-        points = [p for p in by[(task, "tool")] if p["round"] == 0] + points
+        first = next(p for (t, s), ps in by.items() if t == task and s.startswith("tool") for p in ps)
+        points = [p for p in by[(task, first["strategy"])] if p["round"] == 0] + points
     return sorted(points, key=lambda p: p["round"])
+
+
+def walkers(by: dict) -> list[str]:
+    """The strategies compared: each ``tool:NAME``, then ``even`` and ``random`` (those present)."""
+    present = {s for _, s in by}
+    return sorted(s for s in present if s.startswith("tool:")) + [s for s in ("even", "random") if s in present]
 
 
 def report(points: list[dict], folder: Path | None = None) -> None:
     by = defaultdict(list)
     for p in points:
+        p = {**p, "strategy": OLD_TOOL if p["strategy"] == "tool" else p["strategy"]}
         by[(p["dataset"], p["strategy"])].append(p)
     tasks = sorted({p["dataset"] for p in points if p["strategy"] == "even-10"})
-    print(
-        "\n| task | 10 even slices | 90 % of it | slices needed: tool / even / random | Dice per round: tool | even |"
-    )
-    print("|---|---|---|---|---|---|")
+    strategies = walkers(by)
+    print(f"\n| task | 10 even slices | 90 % of it | slices needed: {' / '.join(strategies)} | "
+          + " | ".join(f"Dice per round: {s}" for s in strategies) + " |")  # fmt: skip
+    print("|---|---|---|---|" + "---|" * len(strategies))
     needed = defaultdict(list)
     for task in tasks:
         reference = by[(task, "even-10")][0]["mean_dice"]
         target = TARGET_SHARE * reference
-        counts = {s: slices_to_reach(curve(by, task, s), target) for s in STRATEGIES}
+        counts = {s: slices_to_reach(curve(by, task, s), target) for s in strategies}
         for s, n in counts.items():
             needed[s].append(n)
-        curves = {s: " ".join(f"{p['mean_dice']:.2f}" for p in curve(by, task, s)) for s in ("tool", "even")}
+        curves = " | ".join(" ".join(f"{p['mean_dice']:.2f}" for p in curve(by, task, s)) for s in strategies)
         shown = " / ".join("-" if not np.isfinite(n) else f"{n:.0f}" for n in counts.values())
-        print(f"| {task} | {reference:.3f} | {target:.3f} | {shown} | {curves['tool']} | {curves['even']} |")
+        print(f"| {task} | {reference:.3f} | {target:.3f} | {shown} | {curves} |")
     most = max((p["painted"] for p in points), default=0) + 1  # a strategy that never reaches the target
     means = {s: float(np.mean([n if np.isfinite(n) else most for n in v])) for s, v in needed.items()}
     print("\nMean slices needed to reach 90 % of the 10-even-slice Dice (not reached: counted as "
           f"{most}): " + ", ".join(f"{s} {m:.2f}" for s, m in means.items()))  # fmt: skip
-    if means.get("even"):
-        print(f"tool / even = {means['tool'] / means['even']:.2f} (target: at most 0.70)")
+    for s in strategies:
+        if s.startswith("tool:") and means.get("even"):
+            print(f"{s} / even = {means[s] / means['even']:.2f} (target: at most 0.70)")
+    _picks(by, tasks, strategies)
     _continue_against_scratch(by, tasks)
     if folder is not None:
-        _plot(by, tasks, folder)
+        _plot(by, tasks, strategies, folder)
+
+
+def _picks(by, tasks, strategies) -> None:
+    """The slices each walker painted, in order (records that kept them)."""
+    for task in tasks:
+        for s in strategies:
+            picked = [p.get("slice") for p in curve(by, task, s) if p.get("slice") is not None]
+            if picked and s != "even":
+                print(f"{task} {s}: slices {', '.join(map(str, picked))}")
 
 
 def _continue_against_scratch(by, tasks) -> None:
@@ -80,7 +100,7 @@ def _continue_against_scratch(by, tasks) -> None:
     print(f"Continue reached the from-scratch Dice in half the time in {reached} of {len(rows)} rounds.")
 
 
-def _plot(by, tasks, folder: Path) -> None:
+def _plot(by, tasks, strategies, folder: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,7 +109,7 @@ def _plot(by, tasks, folder: Path) -> None:
     for x_key, name in (("painted", "slices"), ("time", "time")):
         fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
         for ax, task in zip(axes[0], tasks, strict=True):
-            for strategy in STRATEGIES:
+            for strategy in strategies:
                 points = curve(by, task, strategy)
                 if not points:
                     continue

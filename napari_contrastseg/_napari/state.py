@@ -19,10 +19,12 @@ from .class_list import DEFAULT_NAMES
 
 @dataclass(frozen=True, eq=False)
 class UncertaintyMap:
-    """The whole-image uncertainty of the current model on the image layer ``image`` (normalised entropy)."""
+    """The whole-image prediction of the current model on the image layer ``image``: its uncertainty ``volume``
+    (normalised entropy) and its predicted classes ``labels`` (1..K), what "Next slice to paint" scores by."""
 
     image: str
     volume: np.ndarray
+    labels: np.ndarray
 
 
 @dataclass(frozen=True)

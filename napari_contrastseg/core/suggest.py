@@ -5,8 +5,13 @@ Strategies (:data:`STRATEGIES`):
 
 - ``uncertainty``: the slice's mean normalised entropy of the prediction (what ilastik-style tools show);
 - ``distance``: the distance, in slices, to the nearest painted slice (coverage, whatever the model says);
-- ``uncertainty-distance`` (default): their product, each divided by its largest value over the candidates, so that
-  an uncertain slice right next to a painted one does not win over an uncertain one far away.
+- ``uncertainty-distance``: their product, each divided by its largest value over the candidates, so that an
+  uncertain slice right next to a painted one does not win over an uncertain one far away;
+- ``coverage`` (default): where the structures are, as evenly as possible. The slices that the prediction or the
+  painting gives a class other than background (1) span the structures' extent; the unpainted slice of that extent
+  farthest from the painted slices and from the extent's two ends (each end counts as painted) is the midpoint of the
+  largest gap, so that picks spread over the structures as the protocol's evenly spaced slices do, without ever
+  landing in the air around them. The uncertainty breaks ties. Outside the extent (all of it painted): ``distance``.
 
 ``k > 1`` picks greedily: each pick counts as painted for the distances of the next ones.
 """
@@ -21,7 +26,7 @@ import numpy as np
 from .data import painted_slice_axis
 from .errors import InputError
 
-STRATEGIES = ("uncertainty-distance", "uncertainty", "distance")
+STRATEGIES = ("coverage", "uncertainty-distance", "uncertainty", "distance")
 DEFAULT_STRATEGY = STRATEGIES[0]
 
 
@@ -48,20 +53,22 @@ def suggest_slices(
     axis: int | None = None,
     strategy: str = DEFAULT_STRATEGY,
     uncertainty: np.ndarray | None = None,
+    predicted: np.ndarray | None = None,
     channel_axis: int | None = None,
     device: str = "auto",
 ) -> list[SliceScore]:
     """The ``k`` best unpainted slices of ``labels`` (a 3D painting) along ``axis``, best first.
 
     Args:
-        model: a :class:`~.model.TrainedModel` (its uncertainty map of ``image`` is computed unless ``uncertainty``
-            is given; its slice axis is the default ``axis``).
-        image: the image the painting belongs to (may be None when ``uncertainty`` is given).
+        model: a :class:`~.model.TrainedModel` (its prediction of ``image`` is computed unless ``uncertainty`` and,
+            for ``coverage``, ``predicted`` are given; its slice axis is the default ``axis``).
+        image: the image the painting belongs to (may be None when the prediction's maps are given).
         labels: ``S`` painting, 0 = unpainted.
         k: how many slices.
         axis: the slicing axis (default: the model's slice axis, else the painted axis).
         strategy: one of :data:`STRATEGIES`.
         uncertainty: ``S`` normalised entropy in [0, 1], e.g. from an earlier whole-image prediction.
+        predicted: ``S`` predicted classes 1..K (1 = background) of that prediction.
         channel_axis, device: as for :meth:`~.model.TrainedModel.predict`.
 
     Returns:
@@ -78,12 +85,14 @@ def suggest_slices(
         info = getattr(model, "info", None)
         axis = info.slice_axis if info is not None and info.slice_axis is not None else painted_slice_axis(labels)
     axis %= 3
-    if uncertainty is None and strategy != "distance":
+    if (strategy != "distance" and uncertainty is None) or (strategy == "coverage" and predicted is None):
         if image is None:
-            raise InputError("Give the image (or its uncertainty map) to score slices by uncertainty.")
-        uncertainty = model.predict(image, channel_axis, device=device, probabilities=False).uncertainty
-    if uncertainty is not None and uncertainty.shape != labels.shape:
-        raise InputError(f"The uncertainty map {uncertainty.shape} and the painting {labels.shape} differ in shape.")
+            raise InputError("Give the image (or its prediction's uncertainty and labels) to score slices.")
+        prediction = model.predict(image, channel_axis, device=device, probabilities=False)
+        uncertainty, predicted = prediction.uncertainty, prediction.labels
+    for name, volume in (("uncertainty map", uncertainty), ("prediction", predicted)):
+        if volume is not None and volume.shape != labels.shape:
+            raise InputError(f"The {name} {volume.shape} and the painting {labels.shape} differ in shape.")
     other = tuple(a for a in range(3) if a != axis)
     painted = (labels > 0).any(axis=other)
     means = np.zeros(labels.shape[axis])
@@ -91,23 +100,38 @@ def suggest_slices(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (not predicted yet)
             means = np.nan_to_num(np.nanmean(uncertainty, axis=other), nan=0.0)
+    extent = _foreground_extent(labels, predicted, other) if strategy == "coverage" else None
     picks: list[SliceScore] = []
     for _ in range(k):
         candidates = np.flatnonzero(~painted)
         if not candidates.size:
             break
         distance = _distance_to_painted(painted)
-        score = _score(strategy, means, distance, candidates)
+        gaps = distance
+        if extent is not None:
+            inside = candidates[(candidates >= extent[0]) & (candidates <= extent[1])]
+            if inside.size:
+                candidates, gaps = inside, _distance_to_painted(painted, extent)
+        score = _score(strategy, means, gaps, candidates)
         best = int(candidates[np.argmax(score[candidates])])
         picks.append(SliceScore(best, axis, float(score[best]), float(means[best]), int(distance[best])))
         painted[best] = True
     return picks
 
 
-def _distance_to_painted(painted: np.ndarray) -> np.ndarray:
-    """Per slice: slices to the nearest painted one (the axis length where nothing is painted)."""
+def _foreground_extent(labels: np.ndarray, predicted: np.ndarray, other: tuple[int, int]) -> tuple[int, int] | None:
+    """The first and last slice where the painting or the prediction has a class other than background (1)."""
+    present = np.flatnonzero(((labels > 1) | (predicted > 1)).any(axis=other))
+    return (int(present[0]), int(present[-1])) if present.size else None
+
+
+def _distance_to_painted(painted: np.ndarray, extent: tuple[int, int] | None = None) -> np.ndarray:
+    """Per slice: slices to the nearest painted one (the axis length where nothing is painted); with ``extent``,
+    the slices just outside it count as painted."""
     index = np.arange(painted.size)
     marked = np.flatnonzero(painted)
+    if extent is not None:
+        marked = np.concatenate([marked, [extent[0] - 1, extent[1] + 1]])
     if not marked.size:
         return np.full(painted.size, painted.size)
     return np.abs(index[:, None] - marked[None]).min(1)
@@ -118,6 +142,6 @@ def _score(strategy: str, uncertainty: np.ndarray, distance: np.ndarray, candida
     d = distance / max(float(distance[candidates].max()), 1)
     if strategy == "uncertainty":
         return u + 1e-6 * d  # ties (e.g. all zero): the farther slice
-    if strategy == "distance":
+    if strategy in ("distance", "coverage"):
         return d + 1e-6 * u
     return u * d

@@ -28,7 +28,8 @@ class GuidancePanel(QGroupBox):
         column = QVBoxLayout(self)
         self.next_button = QPushButton("Next slice to paint")
         self.next_button.setToolTip(
-            "Go to the unpainted slice where the model is unsure and that lies far from the painted ones"
+            "Go to the unpainted slice that best evens out the painting over the slices where the model finds "
+            "structures"
         )
         self.next_label = QLabel("")
         self.progress_label = QLabel("")
@@ -63,7 +64,9 @@ class GuidancePanel(QGroupBox):
             return None
         axis = self.state.slice_axis if self.state.slice_axis is not None else painted_slice_axis(labels)
         try:
-            picks = suggest_slices(self.state.model, None, labels, 1, axis=axis, uncertainty=unc.volume)
+            picks = suggest_slices(
+                self.state.model, None, labels, 1, axis=axis, uncertainty=unc.volume, predicted=unc.labels
+            )
         except ContrastSegError as err:
             show_info(str(err))
             return None
@@ -75,8 +78,8 @@ class GuidancePanel(QGroupBox):
         labels_layer.mode = "paint"
         self.viewer.layers.selection.active = labels_layer
         self.next_label.setText(
-            f"Slice {pick.index} along axis {axis}: mean uncertainty {pick.uncertainty:.2f}, {pick.distance} slices "
-            "from the nearest painted one. Paint it, then press Continue."
+            f"Slice {pick.index} along axis {axis}: {pick.distance} slices from the nearest painted one, mean "
+            f"uncertainty {pick.uncertainty:.2f}. Paint it, then press Continue."
         )
         return pick.index
 

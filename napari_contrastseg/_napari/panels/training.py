@@ -258,7 +258,9 @@ class TrainingPanel(QGroupBox):
     def _on_whole_prediction(self, run: Run, event) -> None:
         self._done_bar()
         if not event.store:  # in memory: the map "Next slice to paint" scores slices by
-            self.state.uncertainty = UncertaintyMap(run.image_name, np.asarray(event.uncertainty))
+            self.state.uncertainty = UncertaintyMap(
+                run.image_name, np.asarray(event.uncertainty), np.asarray(event.labels)
+            )
         hint = " Press 'Next slice to paint' to see where more paint helps most." if event.labels.ndim == 3 else ""
         if event.store:
             hint += f" The result is stored in {event.store} until napari closes."
