@@ -42,8 +42,8 @@ def report(points: list[dict], folder: Path | None = None) -> None:
     by = defaultdict(list)
     for p in points:
         p = {**p, "strategy": OLD_TOOL if p["strategy"] == "tool" else p["strategy"]}
-        by[(p["dataset"], p["strategy"])].append(p)
-    tasks = sorted({p["dataset"] for p in points if p["strategy"] == "even-10"})
+        by[(f"{p['dataset']}, seed {p['seed']}", p["strategy"])].append(p)
+    tasks = sorted({task for task, strategy in by if strategy == "even-10"})
     strategies = walkers(by)
     print(f"\n| task | 10 even slices | 90 % of it | slices needed: {' / '.join(strategies)} | "
           + " | ".join(f"Dice per round: {s}" for s in strategies) + " |")  # fmt: skip
@@ -52,11 +52,12 @@ def report(points: list[dict], folder: Path | None = None) -> None:
     for task in tasks:
         reference = by[(task, "even-10")][0]["mean_dice"]
         target = TARGET_SHARE * reference
-        counts = {s: slices_to_reach(curve(by, task, s), target) for s in strategies}
+        counts = {s: slices_to_reach(curve(by, task, s), target) if by[(task, s)] else np.nan for s in strategies}
         for s, n in counts.items():
-            needed[s].append(n)
+            if not np.isnan(n):  # a strategy not run on this task counts neither way
+                needed[s].append(n)
         curves = " | ".join(" ".join(f"{p['mean_dice']:.2f}" for p in curve(by, task, s)) for s in strategies)
-        shown = " / ".join("-" if not np.isfinite(n) else f"{n:.0f}" for n in counts.values())
+        shown = " / ".join("not run" if np.isnan(n) else "-" if np.isinf(n) else f"{n:.0f}" for n in counts.values())
         print(f"| {task} | {reference:.3f} | {target:.3f} | {shown} | {curves} |")
     most = max((p["painted"] for p in points), default=0) + 1  # a strategy that never reaches the target
     means = {s: float(np.mean([n if np.isfinite(n) else most for n in v])) for s, v in needed.items()}

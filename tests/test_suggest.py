@@ -36,25 +36,28 @@ def test_strategies_rank_uncertainty_distance_and_both():
 
 
 def test_coverage_spreads_picks_over_the_predicted_structures_and_never_into_the_air_around_them():
-    labels = np.zeros((4, 5, 12), np.uint8)
+    shape = (20, 20, 12)
+    labels = np.zeros(shape, np.uint8)
     labels[..., 5] = 1
     labels[0, 0, 5] = 2  # slice 5 painted, a structure in it
-    predicted = np.ones((4, 5, 12), np.uint8)
-    predicted[1, 1, 3:9] = 2  # the model finds the structure on slices 3-8
-    uncertainty = np.zeros((4, 5, 12), np.float32)
+    predicted = np.ones(shape, np.uint8)
+    predicted[2:14, 2:14, 3:9] = 2  # the model finds the structure on slices 3-8 (144 voxels each) ...
+    predicted[0, 0, 10] = 2  # ... and a stray voxel on slice 10 (under 1 % of 144: not part of the extent)
+    uncertainty = np.zeros(shape, np.float32)
     uncertainty[..., 11] = 0.9  # air far away, uncertain: uncertainty-distance's pick
     uncertainty[..., 3] = 0.2  # breaks the tie between slices 3 and 8
     pick = {s: suggest_slices(None, None, labels, 4, axis=2, strategy=s, uncertainty=uncertainty, predicted=predicted)
             for s in ("coverage", "uncertainty-distance")}  # fmt: skip
-    # the midpoint of the larger gap (6-8, the ends counting as painted), then of the other (3-4), then the rest
+    # the midpoint of the larger gap (6-8, the slices 2 and 9 counting as painted), then of the other (3-4)
     assert [p.index for p in pick["coverage"]][:2] == [7, 3]
     assert {p.index for p in pick["coverage"]} <= set(range(3, 9))
     assert pick["uncertainty-distance"][0].index == 11
-    labels[..., 3:9] = 1  # the structures' slices all painted: coverage falls back to the farthest slice
-    assert suggest_slices(None, None, labels, axis=2, strategy="coverage", uncertainty=uncertainty,
-                          predicted=predicted)[0].index == 11  # fmt: skip
+    predicted[0:2, 0:2, 10] = 2  # 4 voxels: the extent now reaches slice 10
+    assert suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty, predicted=predicted)[0].index == 8
+    labels[..., 3:11] = 1  # the structures' slices all painted: coverage falls back to the farthest slice
+    assert suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty, predicted=predicted)[0].index == 0
     with pytest.raises(InputError, match="image"):
-        suggest_slices(None, None, labels, axis=2, strategy="coverage", uncertainty=uncertainty)
+        suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty)
 
 
 def test_greedy_picks_count_earlier_picks_as_painted_and_stop_when_all_are_painted():

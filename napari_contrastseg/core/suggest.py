@@ -7,11 +7,13 @@ Strategies (:data:`STRATEGIES`):
 - ``distance``: the distance, in slices, to the nearest painted slice (coverage, whatever the model says);
 - ``uncertainty-distance``: their product, each divided by its largest value over the candidates, so that an
   uncertain slice right next to a painted one does not win over an uncertain one far away;
-- ``coverage`` (default): where the structures are, as evenly as possible. The slices that the prediction or the
-  painting gives a class other than background (1) span the structures' extent; the unpainted slice of that extent
-  farthest from the painted slices and from the extent's two ends (each end counts as painted) is the midpoint of the
-  largest gap, so that picks spread over the structures as the protocol's evenly spaced slices do, without ever
-  landing in the air around them. The uncertainty breaks ties. Outside the extent (all of it painted): ``distance``.
+- ``coverage`` (default): where the structures are, as evenly as possible. The structures' extent runs from the
+  first to the last slice that the painting gives a class other than background (1) or where the prediction has at
+  least :data:`EXTENT_SHARE` of the largest slice's count of such voxels (stray voxels do not stretch it); the
+  unpainted slice of the extent farthest from the painted slices and from the slices just outside its two ends
+  (counted as painted) is the midpoint of the largest gap, so that picks spread over the structures as the
+  protocol's evenly spaced slices do, without landing in the air around them. The uncertainty breaks ties. Once all
+  of the extent is painted: ``distance``.
 
 ``k > 1`` picks greedily: each pick counts as painted for the distances of the next ones.
 """
@@ -28,6 +30,8 @@ from .errors import InputError
 
 STRATEGIES = ("coverage", "uncertainty-distance", "uncertainty", "distance")
 DEFAULT_STRATEGY = STRATEGIES[0]
+#: ``coverage``: a slice belongs to the predicted extent with at least this share of the fullest slice's foreground.
+EXTENT_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ def suggest_slices(
         if image is None:
             raise InputError("Give the image (or its prediction's uncertainty and labels) to score slices.")
         prediction = model.predict(image, channel_axis, device=device, probabilities=False)
-        uncertainty, predicted = prediction.uncertainty, prediction.labels
+        uncertainty = prediction.uncertainty if uncertainty is None else uncertainty
+        predicted = prediction.labels if predicted is None else predicted
     for name, volume in (("uncertainty map", uncertainty), ("prediction", predicted)):
         if volume is not None and volume.shape != labels.shape:
             raise InputError(f"The {name} {volume.shape} and the painting {labels.shape} differ in shape.")
@@ -120,8 +125,10 @@ def suggest_slices(
 
 
 def _foreground_extent(labels: np.ndarray, predicted: np.ndarray, other: tuple[int, int]) -> tuple[int, int] | None:
-    """The first and last slice where the painting or the prediction has a class other than background (1)."""
-    present = np.flatnonzero(((labels > 1) | (predicted > 1)).any(axis=other))
+    """The first and last slice where the painting has a class other than background (1), or the prediction at
+    least :data:`EXTENT_SHARE` of the fullest slice's count of them."""
+    counts = (predicted > 1).sum(axis=other)
+    present = np.flatnonzero((labels > 1).any(axis=other) | ((counts > 0) & (counts >= EXTENT_SHARE * counts.max())))
     return (int(present[0]), int(present[-1])) if present.size else None
 
 

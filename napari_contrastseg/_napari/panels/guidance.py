@@ -56,7 +56,7 @@ class GuidancePanel(QGroupBox):
             or unc.image != image.name
             or unc.volume.shape != spatial_shape(image)
         ):
-            show_info("Train a model on this image first: the suggestion comes from its uncertainty.")
+            show_info("Train a model on this image first: the suggestion comes from its prediction.")
             return None
         labels = np.asarray(labels_layer.data)
         if labels.ndim != 3:

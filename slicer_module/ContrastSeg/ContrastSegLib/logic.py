@@ -168,7 +168,7 @@ class ContrastSegLogic(BackgroundTasks):
         if self.busy:
             raise RuntimeError("A training or prediction is already running; wait for it or stop it.")
         if not self.has_model:
-            raise ConversionError("Train a model first: the suggestion comes from its uncertainty.")
+            raise ConversionError("Train a model first: the suggestion comes from its prediction.")
         if volume_node is None or segmentation_node is None:
             raise ConversionError("Pick the input volume and the painted segmentation.")
         image = conversions.array_from_volume(volume_node)
