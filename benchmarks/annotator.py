@@ -145,7 +145,7 @@ def main() -> None:
             points = task
     from report_annotator import report
 
-    report(points, args.out.parent)
+    report(points, args.out.with_suffix(""))
 
 
 if __name__ == "__main__":

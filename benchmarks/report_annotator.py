@@ -1,6 +1,6 @@
 """Tables and plots of the simulated annotator (annotator.py): Dice against painted slices and against time.
 
-Usage: ``python benchmarks/report_annotator.py RUNS.json`` (plots next to the file).
+Usage: ``python benchmarks/report_annotator.py RUNS.json`` (plots next to the file, named after it).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def walkers(by: dict) -> list[str]:
     return sorted(s for s in present if s.startswith("tool:")) + [s for s in ("even", "random") if s in present]
 
 
-def report(points: list[dict], folder: Path | None = None) -> None:
+def report(points: list[dict], plots: Path | None = None) -> None:
+    """Print the tables; with ``plots`` (a path prefix) write ``PREFIX-dice-vs-slices.png`` and ``-time.png``."""
     by = defaultdict(list)
     for p in points:
         p = {**p, "strategy": OLD_TOOL if p["strategy"] == "tool" else p["strategy"]}
@@ -68,8 +69,8 @@ def report(points: list[dict], folder: Path | None = None) -> None:
             print(f"{s} / even = {means[s] / means['even']:.2f} (target: at most 0.70)")
     _picks(by, tasks, strategies)
     _continue_against_scratch(by, tasks)
-    if folder is not None:
-        _plot(by, tasks, strategies, folder)
+    if plots is not None:
+        _plot(by, tasks, strategies, plots)
 
 
 def _picks(by, tasks, strategies) -> None:
@@ -101,7 +102,7 @@ def _continue_against_scratch(by, tasks) -> None:
     print(f"Continue reached the from-scratch Dice in half the time in {reached} of {len(rows)} rounds.")
 
 
-def _plot(by, tasks, strategies, folder: Path) -> None:
+def _plot(by, tasks, strategies, prefix: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +124,7 @@ def _plot(by, tasks, strategies, folder: Path) -> None:
         axes[0][0].set_ylabel("Dice, never-painted slices")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        path = folder / f"annotator-dice-vs-{name}.png"
+        path = prefix.parent / f"{prefix.name}-dice-vs-{name}.png"
         fig.savefig(path, dpi=100)
         print(f"plot: {path}")
 
@@ -132,4 +133,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path)
     args = parser.parse_args()
-    report(json.loads(args.runs.read_text()), args.runs.parent)
+    report(json.loads(args.runs.read_text()), args.runs.with_suffix(""))
