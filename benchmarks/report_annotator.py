@@ -67,10 +67,22 @@ def report(points: list[dict], plots: Path | None = None) -> None:
     for s in strategies:
         if s.startswith("tool:") and means.get("even"):
             print(f"{s} / even = {means[s] / means['even']:.2f} (target: at most 0.70)")
+    _mean_curves(by, tasks, strategies)
     _picks(by, tasks, strategies)
     _continue_against_scratch(by, tasks)
     if plots is not None:
         _plot(by, tasks, strategies, plots)
+
+
+def _mean_curves(by, tasks, strategies) -> None:
+    """Per strategy: the mean Dice over task-seed pairs at each number of painted slices."""
+    print("\nMean Dice by painted slices, over the task-seed pairs:")
+    for s in strategies:
+        dice = defaultdict(list)
+        for task in tasks:
+            for p in curve(by, task, s) if by[(task, s)] else []:
+                dice[p["painted"]].append(p["mean_dice"])
+        print(f"{s}: " + ", ".join(f"{n}: {np.mean(v):.3f} ({len(v)})" for n, v in sorted(dice.items())))
 
 
 def _picks(by, tasks, strategies) -> None:
