@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,10 @@ from datasets import SUITE, load_dataset  # noqa: E402
 from scoring import paint, score  # noqa: E402
 from suite import METHODS, pause_point, run_forest, run_network, with_settings  # noqa: E402
 
-from napari_contrastseg.core.config import TrainConfig  # noqa: E402
+from napari_contrastseg.core.config import ForestConfig, TrainConfig  # noqa: E402
+from napari_contrastseg.core.data import as_channels_first  # noqa: E402
+from napari_contrastseg.core.forest import PixelForest, slices_first  # noqa: E402
+from napari_contrastseg.core.normalization import normalize  # noqa: E402
 from napari_contrastseg.samples.protocol import painted_slice_indices  # noqa: E402
 
 #: Slices on each side of the held-out one that are predicted with it (neighbours as input channels).
@@ -59,6 +64,22 @@ def _slab(volume: np.ndarray, index: int, axis: int) -> tuple[np.ndarray, int]:
     return np.take(volume, range(lo, hi), axis=axis), index - lo
 
 
+def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at: int, weight: float, seed: int):
+    """The held-out slice as the network predicts it alone, as a forest (:class:`PixelForest`, ``ForestConfig()``
+    on the network's filter scales, fitted on the fold's whole painting) predicts it, and as the average
+    ``(1 - weight) * network + weight * forest`` of their probabilities; and the forest's seconds (fit and
+    prediction of the slice). All three come from the same trained network (a paired comparison)."""
+    network = np.take(model.predict(slab, probabilities=True).probabilities, at, axis=vol.slice_axis + 1)
+    start = time.perf_counter()
+    image = normalize(as_channels_first(vol.image, None), model.info.normalization)
+    stack = slices_first(image, rest, np.zeros_like(rest), vol.slice_axis)
+    forest, _ = PixelForest.fit([stack], tuple(model.info.network.filters), ForestConfig(), seed)
+    trees = forest.probabilities(stack[0][:, index], network.shape[0])
+    seconds = time.perf_counter() - start
+    blended = (1 - weight) * network + weight * trees
+    return [p.argmax(axis=0).astype(np.uint8) + 1 for p in (network, trees, blended)], seconds
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", module="monai")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +90,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig change (JSON)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--forest-blend", type=float, metavar="WEIGHT",
+                        help="also score, from the same network, a forest alone (LABEL+forest) and the average of "
+                        "their probabilities with this weight on the forest (LABEL+blend)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/painted-slice-cv.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +113,20 @@ def main() -> None:
             else:
                 config = with_settings(TrainConfig(method=METHODS[args.method], seed=args.seed, device=args.device),
                                        args.set)  # fmt: skip
-                result = run_network(vol, rest, config, lambda m, s=slab: m.predict(s, probabilities=False).labels)
-                pred = np.take(result.pop("prediction"), at, axis=axis)
+                if args.forest_blend is None:
+                    result = run_network(vol, rest, config, lambda m, s=slab: m.predict(s, probabilities=False).labels)
+                    pred = np.take(result.pop("prediction"), at, axis=axis)
+                else:
+                    blend = partial(forest_blend, vol=vol, rest=rest, index=index, slab=slab, at=at,
+                                    weight=args.forest_blend, seed=args.seed)  # fmt: skip
+                    result = run_network(vol, rest, config, blend)
+                    (pred, *paired), forest_seconds = result.pop("prediction")
+                    for suffix, other in zip(("+forest", "+blend"), paired, strict=True):
+                        runs.append({"dataset": name, "paint": args.paint, "label": args.label + suffix,
+                                     "settings": args.set, "seed": args.seed, "held_out_slice": index,
+                                     "forest_weight": args.forest_blend, "forest_seconds": forest_seconds,
+                                     "train_seconds": result["train_seconds"],
+                                     **held_out_score(other, painted, index, axis)})  # fmt: skip
             result.update(held_out_score(pred, painted, index, axis))
             runs.append({"dataset": name, "paint": args.paint, "label": args.label, "settings": args.set,
                          "seed": args.seed, "held_out_slice": index, **result})  # fmt: skip

@@ -30,6 +30,39 @@ class ForestLabels(NamedTuple):
     held_out_dice: float
 
 
+class PixelForest:
+    """A random forest fitted on the filter bank's features of painted pixels of 2D slices."""
+
+    def __init__(self, forest, bank: FilterBank) -> None:
+        self.forest, self.bank = forest, bank
+
+    @classmethod
+    def fit(cls, stacks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], sigmas: tuple[float, ...],
+            config: ForestConfig, seed: int) -> tuple[PixelForest, float]:  # fmt: skip
+        """The forest fitted on ``stacks`` (``(C, Z, Y, X)`` normalised image, ``(Z, Y, X)`` training painting,
+        ``(Z, Y, X)`` held-out painting, as :func:`slices_first` gives them; at most ``config.max_pixels``
+        training voxels) and its Dice on the held-out painting (see :class:`ForestLabels`)."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        bank = FilterBank(2, stacks[0][0].shape[0], tuple(sigmas) or NetworkConfig.filters).eval()
+        rng = np.random.default_rng(seed)
+        (x, y), held_pixels = _painted_pixels(bank, stacks, config.max_pixels, rng)
+        forest = RandomForestClassifier(
+            n_estimators=config.trees, max_depth=12, n_jobs=torch.get_num_threads(), random_state=seed
+        ).fit(x, y)
+        held = _mean_dice(forest.predict(held_pixels[0]), held_pixels[1]) if len(held_pixels[1]) else float("nan")
+        return cls(forest, bank), held
+
+    def probabilities(self, image_slice: np.ndarray, classes: int) -> np.ndarray:
+        """``(classes, Y, X)`` float32 probabilities of the class values 1..``classes`` for one ``(C, Y, X)``
+        normalised slice (0 for a class the forest never saw painted)."""
+        features = _features(self.bank, image_slice)
+        found = self.forest.predict_proba(features.reshape(-1, features.shape[-1]))
+        out = np.zeros((classes, found.shape[0]), np.float32)
+        out[self.forest.classes_.astype(int) - 1] = found.T
+        return out.reshape(classes, *image_slice.shape[1:])
+
+
 def forest_labels(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
@@ -55,33 +88,23 @@ def forest_labels(
     labelled where the forest's probability of its class is at least ``config.confidence``; painted voxels keep
     their painting. With ``config.gate`` above 0, no labels (None) when the held-out Dice is below it or undefined.
     """
-    from sklearn.ensemble import RandomForestClassifier
-
     if not (0.5 <= config.confidence <= 1 and 0 <= config.share <= 1 and config.slices >= 0 and config.trees >= 1
             and config.max_pixels >= 1 and 0 <= config.gate <= 1):  # fmt: skip
         raise InputError(
             "Forest labels need 0.5 <= confidence <= 1, 0 <= share <= 1, slices >= 0, trees >= 1, max_pixels >= 1 "
             "and 0 <= gate <= 1."
         )
-    bank = FilterBank(2, images[0].shape[0], tuple(sigmas) or NetworkConfig.filters).eval()
-    stacks = [_slices_first(i, lab, h, slice_axis) for i, lab, h in zip(images, labels, held, strict=True)]
-    rng = np.random.default_rng(seed)
-    (x, y), held_pixels = _painted_pixels(bank, stacks, config.max_pixels, rng)
-    forest = RandomForestClassifier(
-        n_estimators=config.trees, max_depth=12, n_jobs=torch.get_num_threads(), random_state=seed
-    ).fit(x, y)
-    held_dice = _mean_dice(forest.predict(held_pixels[0]), held_pixels[1]) if len(held_pixels[1]) else float("nan")
+    stacks = [slices_first(i, lab, h, slice_axis) for i, lab, h in zip(images, labels, held, strict=True)]
+    forest, held_dice = PixelForest.fit(stacks, sigmas, config, seed)
     if config.gate > 0 and not held_dice >= config.gate:
         return ForestLabels(None, held_dice)
+    classes = int(max(lab.max() for lab in labels))
     out = []
     for (image, train, held_out), original in zip(stacks, labels, strict=True):
         result = train.copy()
         for z in _slices_to_label(train, held_out, config.slices):
-            f = _features(bank, image[:, z])
-            probabilities = forest.predict_proba(f.reshape(-1, f.shape[-1]))
-            best = probabilities.argmax(axis=1)
-            guess = np.where(probabilities.max(axis=1) >= config.confidence, forest.classes_[best], 0)
-            guess = guess.reshape(train.shape[1:])
+            probabilities = forest.probabilities(image[:, z], classes)
+            guess = np.where(probabilities.max(axis=0) >= config.confidence, probabilities.argmax(axis=0) + 1, 0)
             free = (train[z] == 0) & (held_out[z] == 0)
             result[z][free] = guess[free]
         out.append(_restore(result, original.ndim, slice_axis))
@@ -94,7 +117,7 @@ def _mean_dice(guess: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(list(dice_per_class(guess, truth, classes).values()))) if classes else float("nan")
 
 
-def _slices_first(
+def slices_first(
     image: np.ndarray, labels: np.ndarray, held: np.ndarray, slice_axis: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(C, Z, Y, X)`` image and ``(Z, Y, X)`` label views, slice axis first (a 2D image is one slice)."""
@@ -106,7 +129,7 @@ def _slices_first(
 
 
 def _restore(stack: np.ndarray, ndim: int, slice_axis: int | None) -> np.ndarray:
-    """Inverse of :func:`_slices_first` for labels."""
+    """Inverse of :func:`slices_first` for labels."""
     return stack[0] if ndim == 2 else np.ascontiguousarray(np.moveaxis(stack, 0, slice_axis))
 
 
