@@ -20,6 +20,7 @@ import sys
 import time
 import warnings
 from collections import defaultdict
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from suite import METHODS, pause_point, run_forest, run_network, with_settings  
 from napari_contrastseg.core.config import ForestConfig, TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import as_channels_first  # noqa: E402
 from napari_contrastseg.core.forest import PixelForest, slices_first  # noqa: E402
+from napari_contrastseg.core.model import TrainedModel  # noqa: E402
 from napari_contrastseg.core.normalization import normalize  # noqa: E402
 from napari_contrastseg.samples.protocol import painted_slice_indices  # noqa: E402
 
@@ -64,16 +66,18 @@ def _slab(volume: np.ndarray, index: int, axis: int) -> tuple[np.ndarray, int]:
     return np.take(volume, range(lo, hi), axis=axis), index - lo
 
 
-def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at: int, weight: float, seed: int):
-    """The held-out slice as the network predicts it alone, as a forest (:class:`PixelForest`, ``ForestConfig()``
-    on the network's filter scales, fitted on the fold's whole painting) predicts it, and as the average
-    ``(1 - weight) * network + weight * forest`` of their probabilities; and the forest's seconds (fit and
+def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at: int, weight: float,
+                 forest_config: ForestConfig, seed: int):  # fmt: skip
+    """The held-out slice as the network predicts it alone, as a forest (:class:`PixelForest` with
+    ``forest_config``, on the network's filter scales, fitted on the fold's whole painting) predicts it, and as the
+    average ``(1 - weight) * network + weight * forest`` of their probabilities; and the forest's seconds (fit and
     prediction of the slice). All three come from the same trained network (a paired comparison)."""
-    network = np.take(model.predict(slab, probabilities=True).probabilities, at, axis=vol.slice_axis + 1)
+    alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0))  # without a forest of its own
+    network = np.take(alone.predict(slab, probabilities=True).probabilities, at, axis=vol.slice_axis + 1)
     start = time.perf_counter()
     image = normalize(as_channels_first(vol.image, None), model.info.normalization)
     stack = slices_first(image, rest, np.zeros_like(rest), vol.slice_axis)
-    forest, _ = PixelForest.fit([stack], tuple(model.info.network.filters), ForestConfig(), seed)
+    forest, _ = PixelForest.fit([stack], tuple(model.info.network.filters), forest_config, seed)
     trees = forest.probabilities(stack[0][:, index], network.shape[0])
     seconds = time.perf_counter() - start
     blended = (1 - weight) * network + weight * trees
@@ -91,8 +95,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--forest-blend", type=float, metavar="WEIGHT",
-                        help="also score, from the same network, a forest alone (LABEL+forest) and the average of "
-                        "their probabilities with this weight on the forest (LABEL+blend)")  # fmt: skip
+                        help="also score, from the same network, a forest alone (LABEL+forest; its settings: the run's "
+                        "forest.*) and the average of their probabilities with this weight on the forest "
+                        "(LABEL+blend)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/painted-slice-cv.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,7 @@ def main() -> None:
                     pred = np.take(result.pop("prediction"), at, axis=axis)
                 else:
                     blend = partial(forest_blend, vol=vol, rest=rest, index=index, slab=slab, at=at,
-                                    weight=args.forest_blend, seed=args.seed)  # fmt: skip
+                                    weight=args.forest_blend, forest_config=config.forest, seed=args.seed)  # fmt: skip
                     result = run_network(vol, rest, config, blend)
                     (pred, *paired), forest_seconds = result.pop("prediction")
                     for suffix, other in zip(("+forest", "+blend"), paired, strict=True):

@@ -11,7 +11,7 @@ from conftest import disk_columns, disks_2d, strokes
 from napari_contrastseg.core.config import ForestConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.errors import InputError, TrainingError
-from napari_contrastseg.core.forest import forest_labels
+from napari_contrastseg.core.forest import PixelForest, forest_labels
 from napari_contrastseg.core.trainer import train_model
 
 
@@ -98,3 +98,19 @@ def test_3d_patches_train_without_the_forest_and_2d_refuses_its_bad_settings(dat
     fast_config.dims = "2d"
     with pytest.raises(TrainingError, match="confidence"):
         train_model(data_3d, fast_config)
+
+
+def test_a_balanced_forest_learns_a_rare_class_that_a_uniform_draw_misses():
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 0.1, (1, 1, 64, 64)).astype(np.float32)
+    painted = np.ones((1, 64, 64), np.int64)
+    rare = (0, slice(30, 32), slice(30, 33))  # 6 bright pixels among 4096
+    image[(0, *rare)] += 3
+    painted[rare] = 2
+    stack = (image, painted, np.zeros_like(painted))
+    rare_probability = {}
+    for balanced in (False, True):
+        config = ForestConfig(trees=8, max_pixels=200, balanced=balanced)
+        forest, _ = PixelForest.fit([stack], (1.0,), config, seed=0)
+        rare_probability[balanced] = forest.probabilities(image[:, 0], 2)[1][rare[1:]].mean()
+    assert rare_probability[False] < 0.5 < rare_probability[True]

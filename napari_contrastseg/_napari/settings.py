@@ -83,6 +83,10 @@ class TrainingSettings:
     forest: bool = _setting(_ENGINE.forest.enabled, "Forest labels", "A random forest trained on the painting in "
                             "seconds labels unpainted slices where it is confident; the network learns from those "
                             "labels too (2D training)", True)  # fmt: skip
+    forest_blend: float = _setting(_ENGINE.forest.blend, "Forest in the prediction", "Weight of a random forest, "
+                                   "fitted on the painting when training ends and saved with the model, in every "
+                                   "prediction (0: the network alone; 2D training)", True, min=0.0, max=1.0,
+                                   step=0.1)  # fmt: skip
     learning_rate: float = _setting(_ENGINE.learning_rate, "Learning rate", "", True, min=1e-5, max=1.0,
                                     step=5e-4)  # fmt: skip
     seed: int = _setting(_ENGINE.seed, "Seed", "", True, min=0, max=2**31 - 1)
@@ -124,7 +128,7 @@ class TrainingSettings:
             ),
             holdout=HoldoutConfig(fraction=float(self.holdout)),
             augmentation=AugmentationConfig(enabled=bool(self.augment)),
-            forest=ForestConfig(enabled=bool(self.forest)),
+            forest=ForestConfig(enabled=bool(self.forest), blend=float(self.forest_blend)),
         )
 
     def copy(self, **changes) -> TrainingSettings:

@@ -114,6 +114,14 @@ def add_parser(sub) -> None:
         help="use the forest's labels only when the forest scores at least this Dice on the held-out painting "
         f"(0: always; default {d.forest.gate:g})",
     )
+    p.add_argument(
+        "--forest-blend",
+        type=float,
+        metavar="WEIGHT",
+        help="the weight of a random forest, fitted on the painting at the end of training and saved with the "
+        "model, in every prediction (0: the network alone; 2D training; default: the --warm-start model's, else "
+        f"{d.forest.blend:g})",
+    )
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
     p.set_defaults(run=run)
@@ -133,8 +141,8 @@ def filter_scales(text: str) -> tuple[float, ...]:
 
 
 def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed ``train`` options; network and normalisation options not given are the
-    warm-start ``model``'s (else the defaults)."""
+    """A :class:`TrainConfig` from parsed ``train`` options; network, normalisation and forest-weight options not
+    given are the warm-start ``model``'s (else the defaults)."""
     base = model.info.network if model is not None else NetworkConfig()
     features = tuple(int(f) for f in args.features.split(",")) if args.features else base.features
     context = base.context if args.context is None else args.context
@@ -156,6 +164,7 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
         except json.JSONDecodeError:
             options[key] = value
     defaults = TrainConfig()
+    blend = args.forest_blend if args.forest_blend is not None else model.info.forest_weight if model else None
     time_budget = args.time_budget if args.iterations is not None or args.time_budget else defaults.time_budget
     config = TrainConfig(
         method=args.method,
@@ -174,7 +183,12 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
         normalization=normalization,
         holdout=HoldoutConfig(fraction=args.holdout),
         pretrain=args.pretrain,
-        forest=replace(defaults.forest, enabled=args.forest_labels, gate=args.forest_gate),
+        forest=replace(
+            defaults.forest,
+            enabled=args.forest_labels,
+            gate=args.forest_gate,
+            blend=defaults.forest.blend if blend is None else blend,
+        ),
     )
     if args.no_augment:
         config.augmentation = replace(config.augmentation, enabled=False)

@@ -100,6 +100,7 @@ def predict_to_zarr(
                 probabilities=False,
                 progress=report,
                 halo=halo,
+                forest=model.forest,
             )
             if units is not None:  # the neighbour slices were not predicted
                 read = tuple(w if a == axis else r for a, (r, w) in enumerate(zip(read, write, strict=True)))

@@ -110,6 +110,14 @@ class ForestConfig:
     painting (:class:`HoldoutConfig`; never trained on): its labels are used only when its Dice there, averaged over
     the classes other than background, is at least ``gate``. 3D patch training and pre-training run without it.
     Off by default (a candidate, docs/benchmarks.md).
+
+    ``blend``: the forest's weight in every prediction. Above 0, a forest fitted on the whole painting at the end
+    of a 2D run is saved with the model, and predictions take the most probable class of
+    ``(1 - blend) * network + blend * forest`` (class probabilities). Independent of ``enabled``.
+
+    ``balanced``: the forest learns classes as often as each other, as the network's crops do: at most
+    ``max_pixels / K`` pixels of each painted class, weighted by the inverse of their count (a rare class is
+    otherwise under 1 % of its pixels and seldom gets a leaf).
     """
 
     enabled: bool = False
@@ -119,6 +127,8 @@ class ForestConfig:
     trees: int = 32
     max_pixels: int = 100_000
     gate: float = 0.0
+    blend: float = 0.0
+    balanced: bool = False
 
 
 @dataclass

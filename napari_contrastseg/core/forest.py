@@ -18,6 +18,7 @@ import torch
 from .config import ForestConfig, NetworkConfig
 from .errors import InputError
 from .filters import FilterBank
+from .forest_io import forest_from_tensors, forest_tensors
 from .metrics import dice_per_class
 
 
@@ -44,14 +45,30 @@ class PixelForest:
         training voxels) and its Dice on the held-out painting (see :class:`ForestLabels`)."""
         from sklearn.ensemble import RandomForestClassifier
 
-        bank = FilterBank(2, stacks[0][0].shape[0], tuple(sigmas) or NetworkConfig.filters).eval()
+        bank = _bank(stacks[0][0].shape[0], sigmas)
         rng = np.random.default_rng(seed)
-        (x, y), held_pixels = _painted_pixels(bank, stacks, config.max_pixels, rng)
+        (x, y), held_pixels = _painted_pixels(bank, stacks, config.max_pixels, rng, config.balanced)
         forest = RandomForestClassifier(
-            n_estimators=config.trees, max_depth=12, n_jobs=torch.get_num_threads(), random_state=seed
+            n_estimators=config.trees,
+            max_depth=12,
+            n_jobs=torch.get_num_threads(),
+            random_state=seed,
+            class_weight="balanced" if config.balanced else None,
         ).fit(x, y)
         held = _mean_dice(forest.predict(held_pixels[0]), held_pixels[1]) if len(held_pixels[1]) else float("nan")
         return cls(forest, bank), held
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], in_channels: int, sigmas: tuple[float, ...],
+                     classes: int) -> PixelForest:  # fmt: skip
+        """The forest that :meth:`tensors` wrote, on the features of ``in_channels`` channels at ``sigmas`` (the
+        network's filter bank; the default bank's when empty), predicting class values among 1..``classes``."""
+        bank = _bank(in_channels, sigmas)
+        return cls(forest_from_tensors(tensors, bank.out_channels, classes), bank)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The trees as ``forest.*`` tensors (:mod:`.forest_io`)."""
+        return forest_tensors(self.forest)
 
     def probabilities(self, image_slice: np.ndarray, classes: int) -> np.ndarray:
         """``(classes, Y, X)`` float32 probabilities of the class values 1..``classes`` for one ``(C, Y, X)``
@@ -111,6 +128,11 @@ def forest_labels(
     return ForestLabels(out, held_dice)
 
 
+def _bank(in_channels: int, sigmas: tuple[float, ...]) -> FilterBank:
+    """The 2D filter bank at ``sigmas`` (the default bank's when empty)."""
+    return FilterBank(2, in_channels, tuple(sigmas) or NetworkConfig.filters).eval()
+
+
 def _mean_dice(guess: np.ndarray, truth: np.ndarray) -> float:
     """Dice of ``guess`` against ``truth`` (both ``(N,)`` class values), averaged over the classes > 1 in ``truth``."""
     classes = [int(c) for c in np.unique(truth) if c > 1]
@@ -141,10 +163,15 @@ def _features(bank: FilterBank, image_slice: np.ndarray) -> np.ndarray:
 
 
 def _painted_pixels(
-    bank: FilterBank, stacks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], limit: int, rng: np.random.Generator
+    bank: FilterBank,
+    stacks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    limit: int,
+    rng: np.random.Generator,
+    balanced: bool = False,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Features ``(N, F)`` and classes ``(N,)`` of the training painting (at most ``limit`` voxels, drawn
-    uniformly) and of the held-out painting, each painted slice's features computed once."""
+    uniformly; ``balanced``: at most ``limit / K`` of each of the K classes) and of the held-out painting, each
+    painted slice's features computed once."""
     train_x, train_y, held_x, held_y = [], [], [], []
     for image, train, held in stacks:
         for z in np.flatnonzero((train > 0).any(axis=(1, 2)) | (held > 0).any(axis=(1, 2))):
@@ -153,8 +180,10 @@ def _painted_pixels(
                 xs.append(features[labels > 0])
                 ys.append(labels[labels > 0])
     x, y = np.concatenate(train_x), np.concatenate(train_y)
-    if len(y) > limit:
-        pick = rng.choice(len(y), limit, replace=False)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if balanced else [np.arange(len(y))]
+    share = limit // len(groups)
+    pick = np.concatenate([rng.choice(g, share, replace=False) if len(g) > share else g for g in groups])
+    if len(pick) < len(y):
         x, y = x[pick], y[pick]
     return (x, y), (np.concatenate(held_x), np.concatenate(held_y))
 

@@ -14,6 +14,7 @@ from monai.inferers import sliding_window_inference
 from .data import as_channels_first, channel_axis_for, check_image, spatial_shape_of
 from .device import autocast, release_memory, select_device
 from .errors import InputError
+from .forest import PixelForest
 from .model_info import ModelInfo
 from .network import channels_last, fold_batch_norm
 from .normalization import normalize
@@ -43,6 +44,7 @@ def predict(
     device: str | torch.device = "auto",
     probabilities: bool = True,
     progress: ProgressCallback | None = None,
+    forest: PixelForest | None = None,
 ) -> Prediction:
     """Predict every voxel of ``image`` (spatial shape ``S``, optional channel axis) with ``network`` and its
     metadata ``info`` (a :class:`~.model.TrainedModel`'s parts; ``TrainedModel.predict`` calls this).
@@ -50,7 +52,8 @@ def predict(
     A 2D network predicts a 3D volume slice by slice along the axis it was trained on (axis 0 for a network
     trained on 2D images), each slice with its ``info.network.context`` neighbours on either side as extra
     channels; ``batch_size`` slices (2D) or tiles (3D) go through the network at once.
-    ``tile_size`` defaults to the training crop size; ``overlap`` is the tiles' fractional overlap.
+    ``tile_size`` defaults to the training crop size; ``overlap`` is the tiles' fractional overlap. ``forest``:
+    the model's pixel forest, blended in with ``info.forest_weight`` (2D networks).
     """
     if channel_axis is None and image.ndim == info.image_ndim + 1:
         channel_axis = channel_axis_for(image.shape, None, info.in_channels)  # e.g. an RGB picture, channels last
@@ -68,6 +71,7 @@ def predict(
             device=dev,
             probabilities=probabilities,
             progress=progress,
+            forest=forest,
         )
 
 
@@ -107,25 +111,29 @@ def predict_normalized(
     probabilities: bool = True,
     progress: ProgressCallback | None = None,
     halo: tuple[int, int] = (0, 0),
+    forest: PixelForest | None = None,
 ) -> Prediction:
     """Predict a normalised ``(C, *S)`` array with ``network`` already on ``device`` and in eval mode.
 
     ``halo``: for a 2D network on a volume, how many slices at the start and at the end of the slice axis are
     there only as neighbours of the others (out-of-core slabs): they are not predicted and not in the result.
+    ``forest``: as for :func:`predict`.
     """
     tile = tile_size or max(info.patch_size)
     m = info.network.min_size
     if tile < m or tile % m:
         raise InputError(f"tile_size must be a multiple of {m} (the network's pooling steps), got {tile}.")
     network = fold_batch_norm(network)
+    blend = Blend(forest, info.forest_weight) if forest is not None and info.spatial_dims == 2 else None
     if info.spatial_dims == 2 and volume.ndim == 4:
         axis = info.slice_axis if info.slice_axis is not None else 0
         stack = np.moveaxis(volume, axis + 1, 0)  # (Z, C, H, W)
         inputs = SliceInputs(stack, info.network.context, halo)
-        result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info)
+        result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info,
+                                blend)  # fmt: skip
         return _move_axis_back(result, axis)
     inputs = SliceInputs(volume[None], info.network.context)  # 0 but for a 2D image under a volume's model
-    result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info)
+    result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info, blend)
     probs = None if result.probabilities is None else result.probabilities[:, 0]
     return Prediction(result.labels[0], result.uncertainty[0], probs)
 
@@ -157,9 +165,28 @@ class SliceInputs:
         picked = self.stack[np.clip(z[:, None] + offsets, 0, self.stack.shape[0] - 1)]  # (n, 2k+1, C, *s)
         return np.ascontiguousarray(picked.reshape(len(z), -1, *self.spatial))
 
+    def slices(self, start: int, stop: int) -> np.ndarray:
+        """Slices ``start:stop`` (of the predicted ones) without their neighbours: ``(stop - start, C, *s)``."""
+        return self.stack[start + self.first : stop + self.first]
 
-def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilities, progress, info) -> Prediction:
-    """Predict :class:`SliceInputs` of N 2D slices, or of one image (N = 1); results keep the N axis."""
+
+@dataclass
+class Blend:
+    """A pixel forest's probabilities mixed into the network's: ``(1 - weight) * network + weight * forest``."""
+
+    forest: PixelForest
+    weight: float
+
+    def __call__(self, p: torch.Tensor, slices: np.ndarray) -> torch.Tensor:
+        """``p`` ``(N, K, *s)``, the network's probabilities of ``slices`` ``(N, C, *s)``, blended."""
+        trees = np.stack([self.forest.probabilities(s, p.shape[1]) for s in slices])
+        return (1 - self.weight) * p + self.weight * torch.from_numpy(trees).to(p.device)
+
+
+def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilities, progress, info, blend=None
+                   ) -> Prediction:  # fmt: skip
+    """Predict :class:`SliceInputs` of N 2D slices, or of one image (N = 1); results keep the N axis. ``blend``:
+    a :class:`Blend` applied to each batch's probabilities (2D networks)."""
     n, k = len(inputs), info.n_classes
     spatial = inputs.spatial
     labels = np.empty((n, *spatial), np.uint8)
@@ -181,6 +208,8 @@ def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilitie
                 padding_mode="replicate",
             )
             p = torch.softmax(logits.float(), dim=1)
+            if blend is not None:
+                p = blend(p, inputs.slices(start, min(start + chunk, n)))
             entropy = -(p * torch.log(p.clamp_min(1e-8))).sum(1) / log_k
             best = p.max(1).indices  # not argmax: much faster over dim 1 on CPUs; ties also go to the first class
             labels[start : start + chunk] = (best + 1).to(torch.uint8).cpu().numpy()

@@ -8,9 +8,9 @@ from typing import Any
 from .. import __version__
 from .config import NetworkConfig, NormalizationConfig, network_from_dict
 
-#: The newest model-file format this version reads. Files are written as format 1 (what versions from before the
-#: filter bank read) unless the network has a filter bank (format 2).
-FORMAT_VERSION = 2
+#: The newest model-file format this version reads. Files are written in the oldest format that holds them: 1 (what
+#: versions from before the filter bank read), 2 (a network with a filter bank), 3 (a forest blended in).
+FORMAT_VERSION = 3
 
 
 @dataclass
@@ -19,7 +19,8 @@ class ModelInfo:
 
     ``spatial_dims`` is the network's (2 or 3); ``slice_axis`` is the volume axis a 2D network slices 3D
     images along (None for 2D images or 3D networks); ``patch_size`` is the training crop, used as the default
-    inference tile.
+    inference tile. ``forest_weight``: the weight of the forest saved with the network in every prediction
+    (:class:`~.config.ForestConfig` ``blend``; 0: the network alone).
     """
 
     class_names: list[str]
@@ -34,11 +35,16 @@ class ModelInfo:
     method_options: dict[str, Any] = field(default_factory=dict)
     spacing: list[float] | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    forest_weight: float = 0.0
     package_version: str = __version__
     format_version: int = 1  # set from the network (``__post_init__``)
 
     def __post_init__(self) -> None:
-        self.format_version = FORMAT_VERSION if self.network.filters else 1
+        self.format_version = self.oldest_format()
+
+    def oldest_format(self) -> int:
+        """The oldest model-file format that holds this model (see :data:`FORMAT_VERSION`)."""
+        return 3 if self.forest_weight else 2 if self.network.filters else 1
 
     @property
     def n_classes(self) -> int:
@@ -50,14 +56,19 @@ class ModelInfo:
         return self.in_channels * (2 * self.network.context + 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; a network without a filter bank is written without the ``filters`` key (format 1)."""
-        values = asdict(self)
+        """JSON-ready; keys that older formats lack are left out where unused (``filters``, ``forest_weight``)."""
+        values = {**asdict(self), "format_version": self.oldest_format()}
         if not self.network.filters:
             del values["network"]["filters"]
+        if not self.forest_weight:
+            del values["forest_weight"]
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelInfo:
         values = dict(values)
+        weight = values.get("forest_weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+            raise ValueError(f"forest_weight must be a number in [0, 1], got {weight!r}")
         network = network_from_dict(values.pop("network"))  # files from before ``context`` existed: 0
         return cls(network=network, normalization=NormalizationConfig(**values.pop("normalization")), **values)

@@ -51,6 +51,8 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         raise InputError("Give a time budget, a number of iterations, or both.")
     if not 0 <= config.sampling_balance <= 1 or not 0 <= config.holdout.fraction < 1:
         raise InputError("sampling_balance must lie in [0, 1] and the held-out fraction in [0, 1).")
+    if not 0 <= config.forest.blend <= 1:
+        raise InputError(f"The forest's weight in the prediction must lie in [0, 1], got {config.forest.blend}.")
     if config.network.context < 0:
         raise InputError(f"context must be 0 or more neighbouring slices, got {config.network.context}.")
     labels = [np.asarray(item.labels, dtype=np.int64) * (not config.pretrain) for item in items]

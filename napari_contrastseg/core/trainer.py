@@ -7,7 +7,7 @@ import json
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
-from .forest import ForestLabels, forest_labels
+from .forest import ForestLabels, PixelForest, forest_labels, slices_first
 from .holdout import HeldOutSet, split_painting
 from .inference import predict_normalized
 from .methods import Batch, create_method
@@ -208,8 +208,13 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if best is not None and best[1] is not final:
             scored.load_state_dict(best[0])
     returned = best[1] if best is not None else final
-    seconds = budget.elapsed
-    model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held)
+    blended = config.forest.blend and info.spatial_dims == 2 and not config.pretrain and distributed.rank() == 0
+    fitting = budget.elapsed
+    trees = _pixel_forest(plan, config) if blended and iteration else None  # also when cancelled: seconds
+    seconds = budget.elapsed  # the forest's seconds count
+    model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held, trees)
+    if trees is not None:  # the held-out estimate scored the network alone; the forest learnt all of the painting
+        model.info.training["forest_blend"] = {"weight": config.forest.blend, "seconds": round(seconds - fitting, 2)}
     if forest is not None:  # whether the gate let its labels in, and why
         dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
         model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
@@ -254,6 +259,13 @@ def _forest(plan, config, train_labels, held) -> ForestLabels:
     """The forest's labels of the unpainted slices and its held-out Dice (:mod:`.forest`)."""
     sigmas = tuple(plan.info.network.filters)
     return forest_labels(plan.images, train_labels, held, plan.info.slice_axis, sigmas, config.forest, config.seed)
+
+
+def _pixel_forest(plan, config) -> PixelForest:
+    """The forest blended into the returned model's predictions, fitted on the whole painting (:mod:`.forest`)."""
+    stacks = [slices_first(i, lab, np.zeros_like(lab), plan.info.slice_axis)
+              for i, lab in zip(plan.images, plan.labels, strict=True)]  # fmt: skip
+    return PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
 
 
 def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:
@@ -333,8 +345,9 @@ def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iterati
     return Preview(iteration, axis, index, labels, uncertainty)
 
 
-def _snapshot(network, plan, config, iteration, seconds, losses, device, reason="", estimate=None, held=()):
-    """A CPU copy of the current weights with the run's summary in its metadata."""
+def _snapshot(network, plan, config, iteration, seconds, losses, device, reason="", estimate=None, held=(),
+              forest=None):  # fmt: skip
+    """A CPU copy of the current weights with the run's summary in its metadata (and ``forest``, blended in)."""
     counts = sum(np.bincount(lab.reshape(-1), minlength=plan.info.n_classes + 1)[1:] for lab in plan.labels)
     info = copy.deepcopy(plan.info)
     info.training = {
@@ -350,5 +363,6 @@ def _snapshot(network, plan, config, iteration, seconds, losses, device, reason=
         "painted_voxels_per_class": {n: int(c) for n, c in zip(info.class_names, counts, strict=True)},
         "config": json.loads(json.dumps(config.to_dict())),  # JSON-plain, as stored
     }
+    info = replace(info, forest_weight=config.forest.blend if forest is not None else 0.0)
     cpu_net = copy.deepcopy(network).cpu().eval()
-    return TrainedModel(cpu_net, info)
+    return TrainedModel(cpu_net, info, forest)
