@@ -1,0 +1,81 @@
+"""Paired painted-slice CV: a candidate scored from the same trained networks as its baseline, over seeds.
+
+``painted_slice_cv.py --forest-blend W --label STEM.seedN`` stores, per fold, the network alone (``STEM.seedN``),
+the forest alone (``STEM.seedN+forest``) and their blend (``STEM.seedN+blend``). This prints, per task, each
+variant's mean over the folds and seeds and the paired difference blend - network, then per seed the CV scores
+(mean over tasks) and the difference ``d_N``, and the rule's figures: mean of ``d_N``, its standard error over the
+seeds, and the lowest per-task mean difference (docs/results/defaults-cv/RULE.md, addenda 8 and 9).
+
+    python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json blend-check blend-balanced
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = ("network", "forest", "blend")
+
+
+def paired(runs: list[dict], stem: str) -> dict[tuple[str, int], dict[str, float]]:
+    """``(task, seed) -> {variant: mean Dice over the folds}`` for the runs labelled ``STEM.seedN[+variant]``
+    (a task whose folds are not all done yet is left out)."""
+    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+forest|\+blend)?$")
+    folds = defaultdict(list)
+    for r in runs:
+        match = pattern.match(r["label"])
+        if match and np.isfinite(r["mean_dice"]):
+            variant = (match.group(2) or "+network")[1:]
+            folds[(r["dataset"], int(match.group(1)), variant)].append(r["mean_dice"])
+    complete = defaultdict(int)  # folds per task: a seed still running has fewer on its last task
+    for (task, _, _), values in folds.items():
+        complete[task] = max(complete[task], len(values))
+    out: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for (task, seed, variant), values in folds.items():
+        if len(values) == complete[task]:
+            out[(task, seed)][variant] = float(np.mean(values))
+    return dict(out)
+
+
+def report(runs: list[dict], stem: str) -> dict[str, float]:
+    """Print the tables for ``stem``; return the rule's figures."""
+    cells = paired(runs, stem)
+    tasks = sorted({t for t, _ in cells})
+    seeds = sorted({s for _, s in cells if all(v in cells.get((t, s), {}) for t in tasks for v in VARIANTS)})
+    print(f"\n{stem}: seeds {seeds}\n\n| task | network | forest | blend | blend - network |\n|---|---|---|---|---|")
+    by_task = {}
+    for t in tasks:
+        means = {v: np.mean([cells[(t, s)][v] for s in seeds]) for v in VARIANTS}
+        by_task[t] = means["blend"] - means["network"]
+        print(f"| {t} | {means['network']:.3f} | {means['forest']:.3f} | {means['blend']:.3f} | {by_task[t]:+.3f} |")
+    print("\n| seed | network | forest | blend | d = blend - network |\n|---|---|---|---|---|")
+    d = []
+    for s in seeds:
+        score = {v: np.mean([cells[(t, s)][v] for t in tasks]) for v in VARIANTS}
+        d.append(score["blend"] - score["network"])
+        print(f"| {s} | {score['network']:.3f} | {score['forest']:.3f} | {score['blend']:.3f} | {d[-1]:+.3f} |")
+    mean = float(np.mean(d)) if d else float("nan")
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    worst = min(by_task.values()) if by_task else float("nan")
+    print(f"\nmean d {mean:+.3f}, standard error {se:.3f}, mean - 2 SE {mean - 2 * se:+.3f}, "
+          f"lowest task difference {worst:+.3f} ({len(seeds)} seeds)")  # fmt: skip
+    return {"mean": mean, "se": se, "worst_task": worst, "seeds": len(seeds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("stems", nargs="+")
+    args = parser.parse_args()
+    runs = json.loads(args.results.read_text())
+    for stem in args.stems:
+        report(runs, stem)
+
+
+if __name__ == "__main__":
+    main()
