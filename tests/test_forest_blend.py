@@ -63,7 +63,7 @@ def test_out_of_core_prediction_blends_the_forest_too(fast_config, tmp_path, con
     group = predict_to_zarr(model, image, tmp_path / "out.zarr", block=7, uncertainty=True)
     in_memory = model.predict(image)
     assert np.array_equal(np.asarray(group["labels"]), in_memory.labels)
-    np.testing.assert_allclose(np.asarray(group["uncertainty"]), in_memory.uncertainty, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(group["uncertainty"]), in_memory.uncertainty, atol=1e-3)  # stored as float16
     network_alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0)).predict(image)
     assert np.abs(network_alone.uncertainty - in_memory.uncertainty).max() > 0.01  # the forest was in it
 
