@@ -113,7 +113,8 @@ class ForestConfig:
 
     ``blend``: the forest's weight in every prediction. Above 0, a forest fitted on the whole painting at the end
     of a 2D run is saved with the model, and predictions take the most probable class of
-    ``(1 - blend) * network + blend * forest`` (class probabilities). Independent of ``enabled``.
+    ``(1 - blend) * network + blend * forest`` (class probabilities). Independent of ``enabled``. On by default
+    (0.5, balanced; docs/results/defaults-cv/RULE.md addendum 9).
 
     ``balanced``: the forest learns classes as often as each other, as the network's crops do: at most
     ``max_pixels / K`` pixels of each painted class, weighted by the inverse of their count (a rare class is
@@ -127,8 +128,8 @@ class ForestConfig:
     trees: int = 32
     max_pixels: int = 100_000
     gate: float = 0.0
-    blend: float = 0.0
-    balanced: bool = False
+    blend: float = 0.5
+    balanced: bool = True
 
 
 @dataclass
