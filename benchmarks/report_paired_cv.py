@@ -4,7 +4,8 @@
 the forest alone (``STEM.seedN+forest``) and their blend (``STEM.seedN+blend``). This prints, per task, each
 variant's mean over the folds and seeds and the paired difference blend - network, then per seed the CV scores
 (mean over tasks) and the difference ``d_N``, and the rule's figures: mean of ``d_N``, its standard error over the
-seeds, and the lowest per-task mean difference (docs/results/defaults-cv/RULE.md, addenda 8 and 9).
+seeds, and the lowest per-task mean difference (docs/results/defaults-cv/RULE.md, addenda 8 and 9); and the
+forest's seconds per fold.
 
     python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json blend-check blend-balanced
 """
@@ -64,6 +65,11 @@ def report(runs: list[dict], stem: str) -> dict[str, float]:
     worst = min(by_task.values()) if by_task else float("nan")
     print(f"\nmean d {mean:+.3f}, standard error {se:.3f}, mean - 2 SE {mean - 2 * se:+.3f}, "
           f"lowest task difference {worst:+.3f} ({len(seeds)} seeds)")  # fmt: skip
+    pattern = re.compile(rf"^{re.escape(stem)}\.seed\d+\+forest$")
+    seconds = [r["forest_seconds"] for r in runs if pattern.match(r["label"]) and "forest_seconds" in r]
+    if seconds:
+        print(f"forest fit and prediction of the held-out slice: {min(seconds):.1f}-{max(seconds):.1f} s per fold "
+              f"(median {np.median(seconds):.1f})")  # fmt: skip
     return {"mean": mean, "se": se, "worst_task": worst, "seeds": len(seeds)}
 
 
