@@ -142,12 +142,15 @@ class SliceInputs:
     """The network inputs of a stack ``(Z, C, *s)``: slice ``z`` with its ``context`` neighbours on each side as
     channels ``(C * (2 context + 1), *s)``, neighbour-major (``z - context`` first), edge slices repeated.
 
-    ``halo`` slices at each end are neighbours only: ``len`` and indices count the other slices.
+    ``halo`` slices at each end are neighbours only: ``len`` and indices count the other slices. ``picked``: only
+    these slice indices (of the whole stack) are predicted, in this order; indices count them.
     """
 
-    def __init__(self, stack: np.ndarray, context: int, halo: tuple[int, int] = (0, 0)) -> None:
-        self.stack, self.context, self.first = stack, context, halo[0]
-        self.count = stack.shape[0] - halo[0] - halo[1]
+    def __init__(self, stack: np.ndarray, context: int, halo: tuple[int, int] = (0, 0),
+                 picked: np.ndarray | None = None) -> None:  # fmt: skip
+        self.stack, self.context = stack, context
+        self.picked = np.arange(halo[0], stack.shape[0] - halo[1]) if picked is None else np.asarray(picked, int)
+        self.count = len(self.picked)
 
     def __len__(self) -> int:
         return self.count
@@ -158,16 +161,27 @@ class SliceInputs:
 
     def batch(self, start: int, stop: int) -> np.ndarray:
         """Inputs of slices ``start:stop`` (of the predicted ones): ``(stop - start, C', *s)``."""
-        z = np.arange(start, stop) + self.first
+        z = self.picked[start:stop]
         if not self.context:
-            return self.stack[z[0] : z[-1] + 1]
+            return self.stack[z]
         offsets = np.arange(-self.context, self.context + 1)
         picked = self.stack[np.clip(z[:, None] + offsets, 0, self.stack.shape[0] - 1)]  # (n, 2k+1, C, *s)
         return np.ascontiguousarray(picked.reshape(len(z), -1, *self.spatial))
 
     def slices(self, start: int, stop: int) -> np.ndarray:
         """Slices ``start:stop`` (of the predicted ones) without their neighbours: ``(stop - start, C, *s)``."""
-        return self.stack[start + self.first : stop + self.first]
+        return self.stack[self.picked[start:stop]]
+
+
+def slice_probabilities(network: torch.nn.Module, stack: np.ndarray, info: ModelInfo, picked: np.ndarray,
+                        device: torch.device, batch_size: int = 8) -> np.ndarray:  # fmt: skip
+    """``(K, n, *s)`` class probabilities of a 2D ``network`` alone (no forest; an eval-mode copy) for the slices
+    ``picked`` (n indices) of a normalised ``(Z, C, *s)`` stack, each with its context neighbours, tiled as
+    :func:`predict` tiles."""
+    inputs = SliceInputs(stack, info.network.context, picked=picked)
+    tile = max(info.patch_size)
+    folded = fold_batch_norm(network)
+    return _predict_stack(folded, inputs, tile, 0.25, batch_size, device, True, None, info).probabilities
 
 
 @dataclass

@@ -22,6 +22,7 @@ from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
+from .estimate import estimate_returned
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .forest import ForestLabels, PixelForest, forest_labels, slices_first
 from .holdout import HeldOutSet, split_painting
@@ -211,10 +212,12 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     blended = config.forest.blend and info.spatial_dims == 2 and not config.pretrain and distributed.rank() == 0
     fitting = budget.elapsed
     trees = _pixel_forest(plan, config) if blended and iteration else None  # also when cancelled: seconds
-    seconds = budget.elapsed  # the forest's seconds count
+    parts = _returned_estimate(scored, plan, config, train_labels, held, trees, device) if trees is not None else None
+    seconds = budget.elapsed  # the forest's and the estimate's seconds count
     model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held, trees)
     if trees is not None:  # the held-out estimate scored the network alone; the forest learnt all of the painting
         model.info.training["forest_blend"] = {"weight": config.forest.blend, "seconds": round(seconds - fitting, 2)}
+        model.info.training["returned_estimate"] = parts
     if forest is not None:  # whether the gate let its labels in, and why
         dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
         model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
@@ -266,6 +269,18 @@ def _pixel_forest(plan, config) -> PixelForest:
     stacks = [slices_first(i, lab, np.zeros_like(lab), plan.info.slice_axis)
               for i, lab in zip(plan.images, plan.labels, strict=True)]  # fmt: skip
     return PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
+
+
+def _returned_estimate(network, plan, config, train_labels, held, trees, device) -> dict:
+    """:func:`.estimate.estimate_returned` of the returned model, as JSON-plain figures (:mod:`.estimate`)."""
+    first = None
+    if any((h > 0).any() for h in held):
+        stacks = [slices_first(i, lab, h, plan.info.slice_axis)
+                  for i, lab, h in zip(plan.images, train_labels, held, strict=True)]  # fmt: skip
+        first = PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
+    found = estimate_returned(network, plan.info, plan.images, plan.labels, held, (first, trees), config.forest.blend,
+                              device)  # fmt: skip
+    return found.summary(plan.info.class_names)
 
 
 def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:

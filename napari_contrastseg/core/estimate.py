@@ -1,0 +1,114 @@
+"""How good the returned model is likely to be, from the painting alone (2D networks with a pixel forest).
+
+Two figures, per class, each computed once when training ends:
+
+- ``held_out``: Dice of the prediction as the model makes it (network and forest blended) on the held-out share
+  of the painting, the forest fitted on the training share only. The network's own held-out estimate
+  (:mod:`.holdout`) scores the network alone, which is not what the user gets.
+- ``agreement``: Dice between the network's and the forest's classes on slices nobody painted (evenly spaced; the
+  unpainted pixels of a 2D image). The held-out painting lies on the painted slices, so it says nothing about how
+  the model carries over to other slices; two learners with different errors that agree there are more likely right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .forest import PixelForest, slices_first
+from .inference import slice_probabilities
+from .model_info import ModelInfo
+
+#: At most this many unpainted slices per image are compared, and this many slices with held-out voxels scored.
+MAX_SLICES = 8
+
+
+class ReturnedEstimate(NamedTuple):
+    """Per class value 1..K (those that occur): ``held_out`` Dice of the blended prediction on the held-out
+    painting (empty when nothing is held out) and network-forest ``agreement`` on unpainted voxels."""
+
+    held_out: dict[int, float]
+    agreement: dict[int, float]
+
+    def summary(self, class_names: Sequence[str]) -> dict:
+        """JSON-plain: per class name and the mean over foreground classes (2..K; None when there is none)."""
+        out = {}
+        for key, scores in self._asdict().items():
+            foreground = [d for c, d in scores.items() if c > 1]
+            out[key] = {class_names[c - 1]: round(d, 4) for c, d in scores.items()}
+            out[f"{key}_mean"] = round(float(np.mean(foreground)), 4) if foreground else None
+        both = [min(d, self.agreement[c]) for c, d in self.held_out.items() if c > 1 and c in self.agreement]
+        out["min_mean"] = round(float(np.mean(both)), 4) if both else None  # per class the lower of the two
+        return out
+
+
+def estimate_returned(
+    network: torch.nn.Module,
+    info: ModelInfo,
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    held: Sequence[np.ndarray],
+    forests: tuple[PixelForest | None, PixelForest],
+    weight: float,
+    device: torch.device,
+) -> ReturnedEstimate:
+    """The two figures of the module docstring.
+
+    Args:
+        network: the returned 2D network (its weights are not changed).
+        info: its metadata (classes, slice axis, context, crop size).
+        images: normalised ``(C, *S_i)`` arrays; ``labels``: the whole painting ``S_i``; ``held``: its held-out
+            share ``S_i`` (0 elsewhere).
+        forests: the forest fitted on the training share (None when nothing is held out) and the returned one
+            (fitted on the whole painting; compared with the network on unpainted voxels).
+        weight: the forest's weight in the blend.
+    """
+    k = info.n_classes
+    held_pairs, agree_pairs = [], []
+    for image, painting, held_out in zip(images, labels, held, strict=True):
+        stack, painting, held_out = slices_first(image, painting, held_out, info.slice_axis)
+        slices = np.moveaxis(stack, 1, 0)  # (Z, C, Y, X)
+        if forests[0] is not None:
+            picked = _spaced(np.flatnonzero((held_out > 0).any(axis=(1, 2))))
+            blended = _blend(network, info, slices, picked, forests[0], weight, device)
+            truth = held_out[picked]
+            held_pairs.append((blended[truth > 0], truth[truth > 0]))
+        if painting.shape[0] == 1:  # a 2D image: its unpainted pixels
+            picked, where = np.array([0]), painting == 0
+        else:
+            picked = _spaced(np.flatnonzero(~(painting > 0).any(axis=(1, 2))))
+            where = np.ones((len(picked), *painting.shape[1:]), bool)
+        if picked.size:
+            mine = slice_probabilities(network, slices, info, picked, device).argmax(0) + 1
+            trees = np.stack([forests[1].probabilities(slices[z], k) for z in picked]).argmax(1) + 1
+            agree_pairs.append((mine[where], trees[where]))
+    return ReturnedEstimate(_dice(held_pairs, truth_classes=True), _dice(agree_pairs, truth_classes=False))
+
+
+def _spaced(indices: np.ndarray) -> np.ndarray:
+    """At most :data:`MAX_SLICES` of ``indices``, evenly spaced."""
+    if indices.size <= MAX_SLICES:
+        return indices
+    return indices[np.linspace(0, indices.size - 1, MAX_SLICES).round().astype(int)]
+
+
+def _blend(network, info, slices, picked, forest, weight, device) -> np.ndarray:
+    """``(n, Y, X)`` classes 1..K of slices ``picked`` as the model predicts them: network and forest blended."""
+    if not picked.size:
+        return np.zeros((0, *slices.shape[2:]), np.int64)
+    p = slice_probabilities(network, slices, info, picked, device)  # (K, n, Y, X)
+    trees = np.stack([forest.probabilities(slices[z], info.n_classes) for z in picked], axis=1)
+    return ((1 - weight) * p + weight * trees).argmax(0) + 1
+
+
+def _dice(pairs: list[tuple[np.ndarray, np.ndarray]], truth_classes: bool) -> dict[int, float]:
+    """Per class Dice of the first arrays against the second (concatenated ``(N,)`` class values), for the classes
+    in the second (``truth_classes``) or in either."""
+    if not pairs:
+        return {}
+    a, b = (np.concatenate(part) for part in zip(*pairs, strict=True))
+    classes = np.unique(b) if truth_classes else np.union1d(a, b)
+    return {int(c): float(2 * ((a == c) & (b == c)).sum() / max(1, (a == c).sum() + (b == c).sum())) for c in classes}
