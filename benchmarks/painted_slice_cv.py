@@ -128,7 +128,7 @@ def main() -> None:
                                     weight=args.forest_blend, forest_config=config.forest, seed=args.seed)  # fmt: skip
                     result = run_network(vol, rest, config, blend)
                     (pred, *paired), forest_seconds = result.pop("prediction")
-                    chosen = (result.get("forest_blend") or {}).get("weight")
+                    chosen = (result.get("forest_blend") or {}).get("weight") or args.forest_blend  # as blended
                     for suffix, other in zip(("+forest", "+blend", "+chosen"), paired, strict=True):
                         runs.append({"dataset": name, "paint": args.paint, "label": args.label + suffix,
                                      "settings": args.set, "seed": args.seed, "held_out_slice": index,

@@ -50,19 +50,20 @@ def report(runs: list[dict], stem: str, baseline: str = "network", candidate: st
     """Print the tables for ``stem``; return the rule's figures for ``candidate`` against ``baseline``."""
     cells = paired(runs, stem)
     tasks = sorted({t for t, _ in cells})
-    variants = [v for v in VARIANTS if any(v in c for c in cells.values())]
-    seeds = sorted({s for _, s in cells if all(v in cells.get((t, s), {}) for t in tasks for v in variants)})
+    variants = [v for v in VARIANTS if any(v in c for c in cells.values()) or v in (baseline, candidate)]
+    pair = (baseline, candidate)
+    seeds = sorted({s for _, s in cells if all(v in cells.get((t, s), {}) for t in tasks for v in pair)})
     head = f"| {' | '.join(variants)} | {candidate} - {baseline} |\n|---|" + "---|" * (len(variants) + 1)
     print(f"\n{stem}: seeds {seeds}\n\n| task {head}")
     by_task = {}
     for t in tasks:
-        means = {v: np.mean([cells[(t, s)][v] for s in seeds]) for v in variants}
+        means = {v: np.mean([cells[(t, s)].get(v, np.nan) for s in seeds]) for v in variants}
         by_task[t] = means[candidate] - means[baseline]
         print(f"| {t} | " + " | ".join(f"{means[v]:.3f}" for v in variants) + f" | {by_task[t]:+.3f} |")
     print(f"\n| seed {head}")
     d = []
     for s in seeds:
-        score = {v: np.mean([cells[(t, s)][v] for t in tasks]) for v in variants}
+        score = {v: np.mean([cells[(t, s)].get(v, np.nan) for t in tasks]) for v in variants}
         d.append(score[candidate] - score[baseline])
         print(f"| {s} | " + " | ".join(f"{score[v]:.3f}" for v in variants) + f" | {d[-1]:+.3f} |")
     mean = float(np.mean(d)) if d else float("nan")

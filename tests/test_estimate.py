@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import disk_columns, disks_2d, strokes
 
+from napari_contrastseg.core import estimate
 from napari_contrastseg.core.config import ForestConfig, HoldoutConfig
 from napari_contrastseg.core.data import SegmentationData, as_channels_first
 from napari_contrastseg.core.errors import TrainingError
@@ -104,15 +105,22 @@ def test_the_weight_is_the_one_whose_blend_scores_best_on_the_held_out_painting(
     assert _chosen_weight([], (0.5, 0.75)) == (0.5, {})  # nothing held out
 
 
-def test_a_run_saves_the_weight_it_chose(fast_config, tmp_path):
+def test_a_run_saves_the_weight_it_chose(fast_config, tmp_path, monkeypatch):
     image, painted = disk_columns()
     fast_config.forest = ForestConfig(blend=0.5, trees=8, weights=[0.25, 0.75])  # a list, as from JSON
     fast_config.holdout = HoldoutConfig(fraction=0.25)
     assert fast_config.forest.weights == (0.25, 0.75)
+    offered, real = [], estimate._chosen_weight
+
+    def last_weight(parts, weights):  # the real scores, but always the last weight: not the default
+        offered.append(tuple(weights))
+        return weights[-1], real(parts, weights)[1]
+
+    monkeypatch.setattr(estimate, "_chosen_weight", last_weight)
     model = train_model(SegmentationData(image, painted), fast_config)
-    chosen = model.info.training["forest_blend"]["weight"]
-    assert chosen in (0.25, 0.5, 0.75) and model.info.forest_weight == chosen
-    assert load_model(model.save(tmp_path / "m.safetensors")).info.forest_weight == chosen
+    assert offered == [(0.5, 0.25, 0.75)]  # the default first: it wins ties
+    assert model.info.training["forest_blend"]["weight"] == model.info.forest_weight == 0.75
+    assert load_model(model.save(tmp_path / "m.safetensors")).info.forest_weight == 0.75
 
 
 def test_weights_outside_the_open_unit_interval_are_refused(fast_config):

@@ -22,7 +22,7 @@ from .forest import PixelForest, slices_first
 from .inference import slice_probabilities
 from .model_info import ModelInfo
 
-#: At most this many unpainted slices per image are compared, and this many slices with held-out voxels scored.
+#: At most this many unpainted slices (or 2D images) are compared, and this many slices with held-out voxels scored.
 MAX_SLICES = 8
 
 
@@ -67,37 +67,38 @@ def estimate_returned(
         forests: the forest fitted on the training share (None when nothing is held out) and the returned one
             (fitted on the whole painting; compared with the network on unpainted voxels).
         weights: the forest's weights in the blend to choose among, the default first (it wins ties, and when
-            nothing is held out).
+            nothing is held out). With more than one, ``held_out`` is the best of them on the voxels that chose it,
+            so it is optimistic.
     """
     k = info.n_classes
+    stacks = [slices_first(i, lab, h, info.slice_axis) for i, lab, h in zip(images, labels, held, strict=True)]
     held_parts, agree_pairs = [], []
-    for image, painting, held_out in zip(images, labels, held, strict=True):
-        stack, painting, held_out = slices_first(image, painting, held_out, info.slice_axis)
-        slices = np.moveaxis(stack, 1, 0)  # (Z, C, Y, X)
-        picked = _spaced(np.flatnonzero((held_out > 0).any(axis=(1, 2))))
-        if forests[0] is not None and picked.size:
+    if forests[0] is not None:
+        for n, picked in _spaced(stacks, lambda lab, h: (h > 0).any(axis=(1, 2))):
+            image, _, held_out = stacks[n]
+            slices = np.moveaxis(image, 1, 0)  # (Z, C, Y, X)
             mine = slice_probabilities(network, slices, info, picked, device)  # (K, n, Y, X)
             trees = np.stack([forests[0].probabilities(slices[z], k) for z in picked], axis=1)
             truth = held_out[picked]
             held_parts.append((mine[:, truth > 0], trees[:, truth > 0], truth[truth > 0]))
-        if painting.shape[0] == 1:  # a 2D image: its unpainted pixels
-            picked, where = np.array([0]), painting == 0
-        else:
-            picked = _spaced(np.flatnonzero(~(painting > 0).any(axis=(1, 2))))
-            where = np.ones((len(picked), *painting.shape[1:]), bool)
-        if picked.size:
-            mine = slice_probabilities(network, slices, info, picked, device).argmax(0) + 1
-            trees = np.stack([forests[1].probabilities(slices[z], k) for z in picked]).argmax(1) + 1
-            agree_pairs.append((mine[where], trees[where]))
+    for n, picked in _spaced(stacks, lambda lab, h: ~(lab > 0).any(axis=(1, 2)) | (lab.shape[0] == 1)):
+        image, painting, _ = stacks[n]
+        slices = np.moveaxis(image, 1, 0)
+        mine = slice_probabilities(network, slices, info, picked, device).argmax(0) + 1
+        trees = np.stack([forests[1].probabilities(slices[z], k) for z in picked]).argmax(1) + 1
+        where = painting[picked] == 0  # unpainted slices: all of them; a 2D image: its unpainted pixels
+        agree_pairs.append((mine[where], trees[where]))
     weight, held_out_dice = _chosen_weight(held_parts, weights)
     return ReturnedEstimate(held_out_dice, _dice(agree_pairs, truth_classes=False), weight)
 
 
-def _spaced(indices: np.ndarray) -> np.ndarray:
-    """At most :data:`MAX_SLICES` of ``indices``, evenly spaced."""
-    if indices.size <= MAX_SLICES:
-        return indices
-    return indices[np.linspace(0, indices.size - 1, MAX_SLICES).round().astype(int)]
+def _spaced(stacks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], wanted) -> list[tuple[int, np.ndarray]]:
+    """``(image, slice indices)`` of at most :data:`MAX_SLICES` slices over all images, evenly spaced among those
+    for which ``wanted(painting, held)`` (``(Z, Y, X)`` each) is True."""
+    found = [(n, z) for n, (_, lab, h) in enumerate(stacks) for z in np.flatnonzero(wanted(lab, h))]
+    if len(found) > MAX_SLICES:
+        found = [found[i] for i in np.linspace(0, len(found) - 1, MAX_SLICES).round().astype(int)]
+    return [(n, np.array([z for m, z in found if m == n])) for n in sorted({n for n, _ in found})]
 
 
 def _chosen_weight(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weights: Sequence[float]
