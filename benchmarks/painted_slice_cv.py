@@ -69,9 +69,10 @@ def _slab(volume: np.ndarray, index: int, axis: int) -> tuple[np.ndarray, int]:
 def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at: int, weight: float,
                  forest_config: ForestConfig, seed: int):  # fmt: skip
     """The held-out slice as the network predicts it alone, as a forest (:class:`PixelForest` with
-    ``forest_config``, on the network's filter scales, fitted on the fold's whole painting) predicts it, and as the
-    average ``(1 - weight) * network + weight * forest`` of their probabilities; and the forest's seconds (fit and
-    prediction of the slice). All three come from the same trained network (a paired comparison)."""
+    ``forest_config``, on the network's filter scales, fitted on the fold's whole painting) predicts it, as the
+    average ``(1 - weight) * network + weight * forest`` of their probabilities, and as that average with the
+    weight the run chose (the model's); and the forest's seconds (fit and prediction of the slice). All four come
+    from the same trained network (a paired comparison)."""
     alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0))  # without a forest of its own
     network = np.take(alone.predict(slab, probabilities=True).probabilities, at, axis=vol.slice_axis + 1)
     start = time.perf_counter()
@@ -80,8 +81,9 @@ def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at:
     forest, _ = PixelForest.fit([stack], tuple(model.info.network.filters), forest_config, seed)
     trees = forest.probabilities(stack[0][:, index], network.shape[0])
     seconds = time.perf_counter() - start
-    blended = (1 - weight) * network + weight * trees
-    return [p.argmax(axis=0).astype(np.uint8) + 1 for p in (network, trees, blended)], seconds
+    chosen = model.info.forest_weight or weight  # 0: the run had no forest of its own
+    blends = [(1 - w) * network + w * trees for w in (weight, chosen)]
+    return [p.argmax(axis=0).astype(np.uint8) + 1 for p in (network, trees, *blends)], seconds
 
 
 def main() -> None:
@@ -126,10 +128,12 @@ def main() -> None:
                                     weight=args.forest_blend, forest_config=config.forest, seed=args.seed)  # fmt: skip
                     result = run_network(vol, rest, config, blend)
                     (pred, *paired), forest_seconds = result.pop("prediction")
-                    for suffix, other in zip(("+forest", "+blend"), paired, strict=True):
+                    chosen = (result.get("forest_blend") or {}).get("weight") or args.forest_blend  # as blended
+                    for suffix, other in zip(("+forest", "+blend", "+chosen"), paired, strict=True):
                         runs.append({"dataset": name, "paint": args.paint, "label": args.label + suffix,
                                      "settings": args.set, "seed": args.seed, "held_out_slice": index,
-                                     "forest_weight": args.forest_blend, "forest_seconds": forest_seconds,
+                                     "forest_weight": chosen if suffix == "+chosen" else args.forest_blend,
+                                     "forest_seconds": forest_seconds,
                                      "train_seconds": result["train_seconds"],
                                      **held_out_score(other, painted, index, axis)})  # fmt: skip
             result.update(held_out_score(pred, painted, index, axis))

@@ -1,7 +1,8 @@
 """Which accuracy estimate tracks the held-out painted slice: Spearman's rank correlation over painted-slice CV folds.
 
 Reads the folds of ``painted_slice_cv.py --forest-blend W --label STEM.seedN``: the truth of each fold is the Dice
-of the blended prediction (``STEM.seedN+blend``) on the painted slice that fold held out; the estimates come from
+of the blended prediction on the painted slice that fold held out (with the weight the run chose,
+``STEM.seedN+chosen``, where there is one; else ``STEM.seedN+blend``); the estimates come from
 the training run of the same fold (``STEM.seedN``): the network's held-out estimate (``network``, what the trainer
 reported before) and the returned model's figures of ``core/estimate.py`` (``held-out-blend``, ``agreement`` and
 ``min``, per class the lower of the two). Nothing here reads a scored voxel of the suite
@@ -25,7 +26,7 @@ CANDIDATES = {"network": None, "held-out-blend": "held_out_mean", "agreement": "
 
 def fold_estimates(runs: list[dict], stem: str) -> list[dict]:
     """One row per fold: ``seed``, ``task``, ``truth`` and each candidate's estimate (NaN where undefined)."""
-    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+blend)?$")
+    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+blend|\+chosen)?$")
     truth, rows = {}, {}
     for r in runs:
         match = pattern.match(r["label"])
@@ -33,7 +34,8 @@ def fold_estimates(runs: list[dict], stem: str) -> list[dict]:
             continue
         key = (int(match.group(1)), r["dataset"], r["held_out_slice"])
         if match.group(2):
-            truth[key] = r["mean_dice"]
+            if match.group(2) == "+chosen" or key not in truth:
+                truth[key] = r["mean_dice"]
             continue
         found = r.get("returned_estimate") or {}
         row = {"seed": key[0], "task": key[1]}

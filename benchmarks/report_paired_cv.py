@@ -1,13 +1,16 @@
 """Paired painted-slice CV: a candidate scored from the same trained networks as its baseline, over seeds.
 
 ``painted_slice_cv.py --forest-blend W --label STEM.seedN`` stores, per fold, the network alone (``STEM.seedN``),
-the forest alone (``STEM.seedN+forest``) and their blend (``STEM.seedN+blend``). This prints, per task, each
-variant's mean over the folds and seeds and the paired difference blend - network, then per seed the CV scores
-(mean over tasks) and the difference ``d_N``, and the rule's figures: mean of ``d_N``, its standard error over the
-seeds, and the lowest per-task mean difference (docs/results/defaults-cv/RULE.md, addenda 8 and 9); and the
-forest's seconds per fold.
+the forest alone (``STEM.seedN+forest``), their blend (``STEM.seedN+blend``) and, where the run chose the blend's
+weight, the blend with that weight (``STEM.seedN+chosen``). This prints, per task, each variant's mean over the
+folds and seeds and the paired difference candidate - baseline (``--candidate``, ``--against``; blend - network
+unless told), then per seed the CV scores (mean over tasks) and the difference ``d_N``, and the rule's figures:
+mean of ``d_N``, its standard error over the seeds, and the lowest per-task mean difference
+(docs/results/defaults-cv/RULE.md, addenda 8, 9 and 11); and the forest's seconds per fold.
 
     python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json blend-check blend-balanced
+    python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json chosen-weight \\
+        --against blend --candidate chosen
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("network", "forest", "blend")
+VARIANTS = ("network", "forest", "blend", "chosen")
 
 
 def paired(runs: list[dict], stem: str) -> dict[tuple[str, int], dict[str, float]]:
     """``(task, seed) -> {variant: mean Dice over the folds}`` for the runs labelled ``STEM.seedN[+variant]``
     (a task whose folds are not all done yet is left out)."""
-    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+forest|\+blend)?$")
+    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+forest|\+blend|\+chosen)?$")
     folds = defaultdict(list)
     for r in runs:
         match = pattern.match(r["label"])
@@ -43,23 +46,26 @@ def paired(runs: list[dict], stem: str) -> dict[tuple[str, int], dict[str, float
     return dict(out)
 
 
-def report(runs: list[dict], stem: str) -> dict[str, float]:
-    """Print the tables for ``stem``; return the rule's figures."""
+def report(runs: list[dict], stem: str, baseline: str = "network", candidate: str = "blend") -> dict[str, float]:
+    """Print the tables for ``stem``; return the rule's figures for ``candidate`` against ``baseline``."""
     cells = paired(runs, stem)
     tasks = sorted({t for t, _ in cells})
-    seeds = sorted({s for _, s in cells if all(v in cells.get((t, s), {}) for t in tasks for v in VARIANTS)})
-    print(f"\n{stem}: seeds {seeds}\n\n| task | network | forest | blend | blend - network |\n|---|---|---|---|---|")
+    variants = [v for v in VARIANTS if any(v in c for c in cells.values()) or v in (baseline, candidate)]
+    pair = (baseline, candidate)
+    seeds = sorted({s for _, s in cells if all(v in cells.get((t, s), {}) for t in tasks for v in pair)})
+    head = f"| {' | '.join(variants)} | {candidate} - {baseline} |\n|---|" + "---|" * (len(variants) + 1)
+    print(f"\n{stem}: seeds {seeds}\n\n| task {head}")
     by_task = {}
     for t in tasks:
-        means = {v: np.mean([cells[(t, s)][v] for s in seeds]) for v in VARIANTS}
-        by_task[t] = means["blend"] - means["network"]
-        print(f"| {t} | {means['network']:.3f} | {means['forest']:.3f} | {means['blend']:.3f} | {by_task[t]:+.3f} |")
-    print("\n| seed | network | forest | blend | d = blend - network |\n|---|---|---|---|---|")
+        means = {v: np.mean([cells[(t, s)].get(v, np.nan) for s in seeds]) for v in variants}
+        by_task[t] = means[candidate] - means[baseline]
+        print(f"| {t} | " + " | ".join(f"{means[v]:.3f}" for v in variants) + f" | {by_task[t]:+.3f} |")
+    print(f"\n| seed {head}")
     d = []
     for s in seeds:
-        score = {v: np.mean([cells[(t, s)][v] for t in tasks]) for v in VARIANTS}
-        d.append(score["blend"] - score["network"])
-        print(f"| {s} | {score['network']:.3f} | {score['forest']:.3f} | {score['blend']:.3f} | {d[-1]:+.3f} |")
+        score = {v: np.mean([cells[(t, s)].get(v, np.nan) for t in tasks]) for v in variants}
+        d.append(score[candidate] - score[baseline])
+        print(f"| {s} | " + " | ".join(f"{score[v]:.3f}" for v in variants) + f" | {d[-1]:+.3f} |")
     mean = float(np.mean(d)) if d else float("nan")
     se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
     worst = min(by_task.values()) if by_task else float("nan")
@@ -77,10 +83,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
     parser.add_argument("stems", nargs="+")
+    parser.add_argument("--against", default="network", choices=VARIANTS, help="the baseline variant")
+    parser.add_argument("--candidate", default="blend", choices=VARIANTS)
     args = parser.parse_args()
     runs = json.loads(args.results.read_text())
     for stem in args.stems:
-        report(runs, stem)
+        report(runs, stem, args.against, args.candidate)
 
 
 if __name__ == "__main__":

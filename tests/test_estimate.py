@@ -10,11 +10,13 @@ import pytest
 import torch
 from conftest import disk_columns, disks_2d, strokes
 
+from napari_contrastseg.core import estimate
 from napari_contrastseg.core.config import ForestConfig, HoldoutConfig
 from napari_contrastseg.core.data import SegmentationData, as_channels_first
-from napari_contrastseg.core.estimate import MAX_SLICES, estimate_returned
+from napari_contrastseg.core.errors import TrainingError
+from napari_contrastseg.core.estimate import MAX_SLICES, _chosen_weight, estimate_returned
 from napari_contrastseg.core.inference import SliceInputs
-from napari_contrastseg.core.model import TrainedModel
+from napari_contrastseg.core.model import TrainedModel, load_model
 from napari_contrastseg.core.normalization import normalize
 from napari_contrastseg.core.trainer import train_model
 
@@ -65,7 +67,7 @@ def test_the_figures_are_those_of_the_model_s_own_predictions(fast_config):
     held = np.zeros_like(painted)
     held[15] = painted[15]
     found = estimate_returned(model.network, model.info, [volume], [painted], [held], (model.forest, model.forest),
-                              0.5, CPU)  # fmt: skip
+                              (0.5,), CPU)  # fmt: skip
     blended = model.predict(image).labels
     assert found.held_out[2] == pytest.approx(_dice(blended[15][held[15] > 0], held[15][held[15] > 0], 2))
     network = TrainedModel(model.network, replace(model.info, forest_weight=0.0)).predict(image).labels
@@ -82,9 +84,47 @@ def test_on_a_2d_image_only_the_unpainted_pixels_are_compared(fast_config):
     model = _trained(fast_config, image, painted)
     volume = normalize(as_channels_first(image, None), model.info.normalization)
     found = estimate_returned(model.network, model.info, [volume], [painted], [np.zeros_like(painted)],
-                              (None, model.forest), 0.5, CPU)  # fmt: skip
+                              (None, model.forest), (0.5,), CPU)  # fmt: skip
     assert found.held_out == {}
     network = TrainedModel(model.network, replace(model.info, forest_weight=0.0)).predict(image).labels
     trees = model.forest.probabilities(volume, 2).argmax(0) + 1
     free = painted == 0
     assert found.agreement[2] == pytest.approx(_dice(network[free], trees[free], 2), abs=1e-6)
+
+
+def test_the_weight_is_the_one_whose_blend_scores_best_on_the_held_out_painting():
+    truth = np.array([1, 1, 2, 2])
+    trees = np.array([[0.9, 0.9, 0.1, 0.1], [0.1, 0.1, 0.9, 0.9]])  # (K, N): right everywhere
+
+    def network(background: float) -> np.ndarray:  # background everywhere, this sure of it
+        return np.array([[background] * 4, [1 - background] * 4])
+
+    assert _chosen_weight([(network(0.8), trees, truth)], (0.5, 0.25, 0.75)) == (0.5, {1: 1.0, 2: 1.0})  # a tie
+    assert _chosen_weight([(network(0.8), trees, truth)], (0.25, 0.5))[0] == 0.5  # at 0.25 class 2 is lost
+    assert _chosen_weight([(network(0.9), trees, truth)], (0.5, 0.75))[0] == 0.75  # at 0.5 too
+    assert _chosen_weight([], (0.5, 0.75)) == (0.5, {})  # nothing held out
+
+
+def test_a_run_saves_the_weight_it_chose(fast_config, tmp_path, monkeypatch):
+    image, painted = disk_columns()
+    fast_config.forest = ForestConfig(blend=0.5, trees=8, weights=[0.25, 0.75])  # a list, as from JSON
+    fast_config.holdout = HoldoutConfig(fraction=0.25)
+    assert fast_config.forest.weights == (0.25, 0.75)
+    offered, real = [], estimate._chosen_weight
+
+    def last_weight(parts, weights):  # the real scores, but always the last weight: not the default
+        offered.append(tuple(weights))
+        return weights[-1], real(parts, weights)[1]
+
+    monkeypatch.setattr(estimate, "_chosen_weight", last_weight)
+    model = train_model(SegmentationData(image, painted), fast_config)
+    assert offered == [(0.5, 0.25, 0.75)]  # the default first: it wins ties
+    assert model.info.training["forest_blend"]["weight"] == model.info.forest_weight == 0.75
+    assert load_model(model.save(tmp_path / "m.safetensors")).info.forest_weight == 0.75
+
+
+def test_weights_outside_the_open_unit_interval_are_refused(fast_config):
+    image, painted = disk_columns()
+    fast_config.forest = ForestConfig(weights=(0.0, 0.5))
+    with pytest.raises(TrainingError, match="weights to choose among"):
+        train_model(SegmentationData(image, painted), fast_config)

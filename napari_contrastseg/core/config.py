@@ -119,6 +119,10 @@ class ForestConfig:
     ``balanced``: the forest learns classes as often as each other, as the network's crops do: at most
     ``max_pixels / K`` pixels of each painted class, weighted by the inverse of their count (a rare class is
     otherwise under 1 % of its pixels and seldom gets a leaf).
+
+    ``weights``: other weights (in (0, 1]) to choose the blend's among, run by run: the one whose blended
+    prediction scores the highest Dice on the held-out painting (:mod:`.estimate`) is saved with the model; ties,
+    and runs with nothing held out, keep ``blend``. Empty: ``blend`` always.
     """
 
     enabled: bool = False
@@ -130,6 +134,10 @@ class ForestConfig:
     gate: float = 0.0
     blend: float = 0.5
     balanced: bool = True
+    weights: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.weights = tuple(float(w) for w in self.weights)  # JSON gives a list
 
 
 @dataclass

@@ -22,21 +22,23 @@ from .forest import PixelForest, slices_first
 from .inference import slice_probabilities
 from .model_info import ModelInfo
 
-#: At most this many unpainted slices per image are compared, and this many slices with held-out voxels scored.
+#: At most this many unpainted slices (or 2D images) are compared, and this many slices with held-out voxels scored.
 MAX_SLICES = 8
 
 
 class ReturnedEstimate(NamedTuple):
     """Per class value 1..K (those that occur): ``held_out`` Dice of the blended prediction on the held-out
-    painting (empty when nothing is held out) and network-forest ``agreement`` on unpainted voxels."""
+    painting (empty when nothing is held out) and network-forest ``agreement`` on unpainted voxels; ``weight``:
+    the forest's weight in the blend, the one of the candidates whose ``held_out`` was the highest."""
 
     held_out: dict[int, float]
     agreement: dict[int, float]
+    weight: float
 
     def summary(self, class_names: Sequence[str]) -> dict:
         """JSON-plain: per class name and the mean over foreground classes (2..K; None when there is none)."""
         out = {}
-        for key, scores in self._asdict().items():
+        for key, scores in (("held_out", self.held_out), ("agreement", self.agreement)):
             foreground = [d for c, d in scores.items() if c > 1]
             out[key] = {class_names[c - 1]: round(d, 4) for c, d in scores.items()}
             out[f"{key}_mean"] = round(float(np.mean(foreground)), 4) if foreground else None
@@ -52,10 +54,10 @@ def estimate_returned(
     labels: Sequence[np.ndarray],
     held: Sequence[np.ndarray],
     forests: tuple[PixelForest | None, PixelForest],
-    weight: float,
+    weights: Sequence[float],
     device: torch.device,
 ) -> ReturnedEstimate:
-    """The two figures of the module docstring.
+    """The two figures of the module docstring, and the forest's weight chosen among ``weights``.
 
     Args:
         network: the returned 2D network (its weights are not changed).
@@ -64,44 +66,56 @@ def estimate_returned(
             share ``S_i`` (0 elsewhere).
         forests: the forest fitted on the training share (None when nothing is held out) and the returned one
             (fitted on the whole painting; compared with the network on unpainted voxels).
-        weight: the forest's weight in the blend.
+        weights: the forest's weights in the blend to choose among, the default first (it wins ties, and when
+            nothing is held out). With more than one, ``held_out`` is the best of them on the voxels that chose it,
+            so it is optimistic.
     """
     k = info.n_classes
-    held_pairs, agree_pairs = [], []
-    for image, painting, held_out in zip(images, labels, held, strict=True):
-        stack, painting, held_out = slices_first(image, painting, held_out, info.slice_axis)
-        slices = np.moveaxis(stack, 1, 0)  # (Z, C, Y, X)
-        if forests[0] is not None:
-            picked = _spaced(np.flatnonzero((held_out > 0).any(axis=(1, 2))))
-            blended = _blend(network, info, slices, picked, forests[0], weight, device)
+    stacks = [slices_first(i, lab, h, info.slice_axis) for i, lab, h in zip(images, labels, held, strict=True)]
+    held_parts, agree_pairs = [], []
+    if forests[0] is not None:
+        for n, picked in _spaced(stacks, lambda lab, h: (h > 0).any(axis=(1, 2))):
+            image, _, held_out = stacks[n]
+            slices = np.moveaxis(image, 1, 0)  # (Z, C, Y, X)
+            mine = slice_probabilities(network, slices, info, picked, device)  # (K, n, Y, X)
+            trees = np.stack([forests[0].probabilities(slices[z], k) for z in picked], axis=1)
             truth = held_out[picked]
-            held_pairs.append((blended[truth > 0], truth[truth > 0]))
-        if painting.shape[0] == 1:  # a 2D image: its unpainted pixels
-            picked, where = np.array([0]), painting == 0
-        else:
-            picked = _spaced(np.flatnonzero(~(painting > 0).any(axis=(1, 2))))
-            where = np.ones((len(picked), *painting.shape[1:]), bool)
-        if picked.size:
-            mine = slice_probabilities(network, slices, info, picked, device).argmax(0) + 1
-            trees = np.stack([forests[1].probabilities(slices[z], k) for z in picked]).argmax(1) + 1
-            agree_pairs.append((mine[where], trees[where]))
-    return ReturnedEstimate(_dice(held_pairs, truth_classes=True), _dice(agree_pairs, truth_classes=False))
+            held_parts.append((mine[:, truth > 0], trees[:, truth > 0], truth[truth > 0]))
+    for n, picked in _spaced(stacks, lambda lab, h: ~(lab > 0).any(axis=(1, 2)) | (lab.shape[0] == 1)):
+        image, painting, _ = stacks[n]
+        slices = np.moveaxis(image, 1, 0)
+        mine = slice_probabilities(network, slices, info, picked, device).argmax(0) + 1
+        trees = np.stack([forests[1].probabilities(slices[z], k) for z in picked]).argmax(1) + 1
+        where = painting[picked] == 0  # unpainted slices: all of them; a 2D image: its unpainted pixels
+        agree_pairs.append((mine[where], trees[where]))
+    weight, held_out_dice = _chosen_weight(held_parts, weights)
+    return ReturnedEstimate(held_out_dice, _dice(agree_pairs, truth_classes=False), weight)
 
 
-def _spaced(indices: np.ndarray) -> np.ndarray:
-    """At most :data:`MAX_SLICES` of ``indices``, evenly spaced."""
-    if indices.size <= MAX_SLICES:
-        return indices
-    return indices[np.linspace(0, indices.size - 1, MAX_SLICES).round().astype(int)]
+def _spaced(stacks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], wanted) -> list[tuple[int, np.ndarray]]:
+    """``(image, slice indices)`` of at most :data:`MAX_SLICES` slices over all images, evenly spaced among those
+    for which ``wanted(painting, held)`` (``(Z, Y, X)`` each) is True."""
+    found = [(n, z) for n, (_, lab, h) in enumerate(stacks) for z in np.flatnonzero(wanted(lab, h))]
+    if len(found) > MAX_SLICES:
+        found = [found[i] for i in np.linspace(0, len(found) - 1, MAX_SLICES).round().astype(int)]
+    return [(n, np.array([z for m, z in found if m == n])) for n in sorted({n for n, _ in found})]
 
 
-def _blend(network, info, slices, picked, forest, weight, device) -> np.ndarray:
-    """``(n, Y, X)`` classes 1..K of slices ``picked`` as the model predicts them: network and forest blended."""
-    if not picked.size:
-        return np.zeros((0, *slices.shape[2:]), np.int64)
-    p = slice_probabilities(network, slices, info, picked, device)  # (K, n, Y, X)
-    trees = np.stack([forest.probabilities(slices[z], info.n_classes) for z in picked], axis=1)
-    return ((1 - weight) * p + weight * trees).argmax(0) + 1
+def _chosen_weight(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weights: Sequence[float]
+                   ) -> tuple[float, dict[int, float]]:  # fmt: skip
+    """The weight among ``weights`` whose blend of the network's and the forest's ``(K, N)`` probabilities has the
+    highest held-out Dice (foreground mean; the first weight on ties), and its per class Dice."""
+    if not parts:
+        return weights[0], {}
+    mine, trees, truth = (np.concatenate(part, axis=-1) for part in zip(*parts, strict=True))
+    best, best_mean = (weights[0], {}), -np.inf
+    for weight in weights:
+        scores = _dice([(((1 - weight) * mine + weight * trees).argmax(0) + 1, truth)], truth_classes=True)
+        foreground = [d for c, d in scores.items() if c > 1]
+        mean = float(np.mean(foreground)) if foreground else -np.inf
+        if mean > best_mean or not best[1]:
+            best, best_mean = (weight, scores), mean
+    return best
 
 
 def _dice(pairs: list[tuple[np.ndarray, np.ndarray]], truth_classes: bool) -> dict[int, float]:

@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
-from .estimate import estimate_returned
+from .estimate import ReturnedEstimate, estimate_returned
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .forest import ForestLabels, PixelForest, forest_labels, slices_first
 from .holdout import HeldOutSet, split_painting
@@ -212,12 +212,13 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     blended = config.forest.blend and info.spatial_dims == 2 and not config.pretrain and distributed.rank() == 0
     fitting = budget.elapsed
     trees = _pixel_forest(plan, config) if blended and iteration else None  # also when cancelled: seconds
-    parts = _returned_estimate(scored, plan, config, train_labels, held, trees, device) if trees is not None else None
+    found = _returned_estimate(scored, plan, config, train_labels, held, trees, device) if trees is not None else None
     seconds = budget.elapsed  # the forest's and the estimate's seconds count
-    model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held, trees)
-    if trees is not None:  # the held-out estimate scored the network alone; the forest learnt all of the painting
-        model.info.training["forest_blend"] = {"weight": config.forest.blend, "seconds": round(seconds - fitting, 2)}
-        model.info.training["returned_estimate"] = parts
+    weight = found.weight if found is not None else 0.0
+    model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held, trees, weight)
+    if found is not None:  # the held-out estimate scored the network alone; the forest learnt all of the painting
+        model.info.training["forest_blend"] = {"weight": weight, "seconds": round(seconds - fitting, 2)}
+        model.info.training["returned_estimate"] = found.summary(plan.info.class_names)
     if forest is not None:  # whether the gate let its labels in, and why
         dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
         model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
@@ -271,16 +272,15 @@ def _pixel_forest(plan, config) -> PixelForest:
     return PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
 
 
-def _returned_estimate(network, plan, config, train_labels, held, trees, device) -> dict:
-    """:func:`.estimate.estimate_returned` of the returned model, as JSON-plain figures (:mod:`.estimate`)."""
+def _returned_estimate(network, plan, config, train_labels, held, trees, device) -> ReturnedEstimate:
+    """:func:`.estimate.estimate_returned` of the returned model, its weight chosen (:mod:`.estimate`)."""
     first = None
     if any((h > 0).any() for h in held):
         stacks = [slices_first(i, lab, h, plan.info.slice_axis)
                   for i, lab, h in zip(plan.images, train_labels, held, strict=True)]  # fmt: skip
         first = PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
-    found = estimate_returned(network, plan.info, plan.images, plan.labels, held, (first, trees), config.forest.blend,
-                              device)  # fmt: skip
-    return found.summary(plan.info.class_names)
+    weights = tuple(dict.fromkeys((config.forest.blend, *config.forest.weights)))  # the default first: it wins ties
+    return estimate_returned(network, plan.info, plan.images, plan.labels, held, (first, trees), weights, device)
 
 
 def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:
@@ -361,8 +361,9 @@ def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iterati
 
 
 def _snapshot(network, plan, config, iteration, seconds, losses, device, reason="", estimate=None, held=(),
-              forest=None):  # fmt: skip
-    """A CPU copy of the current weights with the run's summary in its metadata (and ``forest``, blended in)."""
+              forest=None, forest_weight=0.0):  # fmt: skip
+    """A CPU copy of the current weights with the run's summary in its metadata (and ``forest``, blended in with
+    ``forest_weight``)."""
     counts = sum(np.bincount(lab.reshape(-1), minlength=plan.info.n_classes + 1)[1:] for lab in plan.labels)
     info = copy.deepcopy(plan.info)
     info.training = {
@@ -378,6 +379,6 @@ def _snapshot(network, plan, config, iteration, seconds, losses, device, reason=
         "painted_voxels_per_class": {n: int(c) for n, c in zip(info.class_names, counts, strict=True)},
         "config": json.loads(json.dumps(config.to_dict())),  # JSON-plain, as stored
     }
-    info = replace(info, forest_weight=config.forest.blend if forest is not None else 0.0)
+    info = replace(info, forest_weight=forest_weight if forest is not None else 0.0)
     cpu_net = copy.deepcopy(network).cpu().eval()
     return TrainedModel(cpu_net, info, forest)
