@@ -85,9 +85,7 @@ class TrainingSettings:
                             "labels too (2D training)", True)  # fmt: skip
     forest_blend: float = _setting(_ENGINE.forest.blend, "Forest in the prediction", "Weight of a random forest, "
                                    "fitted on the painting when training ends and saved with the model, in every "
-                                   "prediction (0: the network alone; 2D training); each run keeps this weight, "
-                                   f"{' or '.join(f'{w:g}' for w in _ENGINE.forest.weights)}, whichever predicts "
-                                   "the held-out painting best", True, min=0.0, max=1.0,
+                                   "prediction (0: the network alone; 2D training)", True, min=0.0, max=1.0,
                                    step=0.1)  # fmt: skip
     learning_rate: float = _setting(_ENGINE.learning_rate, "Learning rate", "", True, min=1e-5, max=1.0,
                                     step=5e-4)  # fmt: skip

@@ -119,9 +119,8 @@ def add_parser(sub) -> None:
         type=float,
         metavar="WEIGHT",
         help="the weight of a random forest, fitted on the painting at the end of training and saved with the "
-        "model, in every prediction (0: the network alone; 2D training). Given, it is used as it is; by default it "
-        "is chosen per run on the held-out painting among the --warm-start model's weight (else "
-        f"{d.forest.blend:g}) and {' and '.join(f'{w:g}' for w in d.forest.weights)}",
+        "model, in every prediction (0: the network alone; 2D training; default: the --warm-start model's, else "
+        f"{d.forest.blend:g})",
     )
     p.add_argument("--window", nargs=2, type=float, metavar=("MIN", "MAX"), help="fixed intensity window (CT)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (JSON value)")
@@ -189,7 +188,6 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
             enabled=args.forest_labels,
             gate=args.forest_gate,
             blend=defaults.forest.blend if blend is None else blend,
-            weights=() if args.forest_blend is not None else defaults.forest.weights,  # a weight given is kept
         ),
     )
     if args.no_augment:

@@ -114,7 +114,7 @@ class ForestConfig:
     ``blend``: the forest's weight in every prediction. Above 0, a forest fitted on the whole painting at the end
     of a 2D run is saved with the model, and predictions take the most probable class of
     ``(1 - blend) * network + blend * forest`` (class probabilities). Independent of ``enabled``. On by default
-    (0.5, balanced; docs/results/defaults-cv/RULE.md addendum 9), the weight chosen per run (``weights``).
+    (0.5, balanced; docs/results/defaults-cv/RULE.md addendum 9).
 
     ``balanced``: the forest learns classes as often as each other, as the network's crops do: at most
     ``max_pixels / K`` pixels of each painted class, weighted by the inverse of their count (a rare class is
@@ -123,7 +123,7 @@ class ForestConfig:
     ``weights``: other weights (in (0, 1]) to choose the blend's among, run by run: the one whose blended
     prediction scores the highest Dice on the held-out painting (:mod:`.blend_weight`) is saved with the model;
     ties, and runs with nothing held out, keep ``blend``. Empty: ``blend`` always. Unused when ``blend`` is 0.
-    Default 0.25 and 0.75 (docs/results/defaults-cv/RULE.md addendum 11).
+    Empty by default: 0.25 and 0.75 were not better (docs/results/defaults-cv/RULE.md addendum 11).
     """
 
     enabled: bool = False
@@ -135,7 +135,7 @@ class ForestConfig:
     gate: float = 0.0
     blend: float = 0.5
     balanced: bool = True
-    weights: tuple[float, ...] = (0.25, 0.75)
+    weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.weights = tuple(float(w) for w in self.weights)  # JSON gives a list
