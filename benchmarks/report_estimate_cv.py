@@ -6,7 +6,9 @@ of the blended prediction on the painted slice that fold held out (with the weig
 the training run of the same fold (``STEM.seedN``): the network's held-out estimate (``network``, what the trainer
 reported before) and the returned model's figures of ``core/estimate.py`` (``held-out-blend``, ``agreement`` and
 ``min``, per class the lower of the two). Nothing here reads a scored voxel of the suite
-(docs/results/defaults-cv/RULE.md, addendum 10).
+(docs/results/defaults-cv/RULE.md, addendum 10). The runs were made at commit ``40c5b12``; none of the three
+candidates won, and ``core/estimate.py`` was removed afterwards (its held-out blend lives on in
+``core/blend_weight.py``), so this script now reads the stored runs.
 
     python benchmarks/report_estimate_cv.py docs/results/defaults-cv/cv.json estimate-check
 """

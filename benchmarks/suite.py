@@ -98,7 +98,6 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
         "estimate": None if estimate is None else {"dice": estimate.dice, "mean": estimate.mean},
         "estimates": estimates,
         "forest": model.info.training.get("forest"),  # forest labels: the gate's held-out Dice and decision
-        "returned_estimate": model.info.training.get("returned_estimate"),  # core/estimate.py
         "forest_blend": model.info.training.get("forest_blend"),  # the forest's weight and seconds
     }
 

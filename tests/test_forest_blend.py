@@ -80,8 +80,10 @@ def test_a_2d_image_blends_and_the_cli_sets_and_keeps_the_weight(tmp_path, capsy
     assert model.info.forest_weight == 0.3 and model.info.training["forest_blend"]["weight"] == 0.3
     assert model.predict(image).labels.shape == image.shape
     second = tmp_path / "second.safetensors"
-    assert main(["train", *data, "-o", str(second), "--warm-start", str(first), *FAST]) == 0
-    assert load_model(second).info.forest_weight == 0.3  # Continue keeps the model's weight unless told
+    assert main(["train", *data, "-o", str(second), "--warm-start", str(first), "--holdout", "0", *FAST]) == 0
+    assert load_model(second).info.forest_weight == 0.3  # Continue starts from the model's weight unless told
+    chosen = load_model(second).info.training["forest_blend"]
+    assert chosen["weight"] == 0.3 and chosen["held_out_dice"] == {}  # nothing held out: nothing to choose on
     third = tmp_path / "third.safetensors"
     assert main(["train", *data, "-o", str(third), "--warm-start", str(first), "--forest-blend", "0", *FAST]) == 0
     assert load_model(third).forest is None

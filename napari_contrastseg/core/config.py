@@ -121,8 +121,9 @@ class ForestConfig:
     otherwise under 1 % of its pixels and seldom gets a leaf).
 
     ``weights``: other weights (in (0, 1]) to choose the blend's among, run by run: the one whose blended
-    prediction scores the highest Dice on the held-out painting (:mod:`.estimate`) is saved with the model; ties,
-    and runs with nothing held out, keep ``blend``. Empty: ``blend`` always.
+    prediction scores the highest Dice on the held-out painting (:mod:`.blend_weight`) is saved with the model;
+    ties, and runs with nothing held out, keep ``blend``. Empty: ``blend`` always. Unused when ``blend`` is 0.
+    Empty by default: 0.25 and 0.75 were not better (docs/results/defaults-cv/RULE.md addendum 11).
     """
 
     enabled: bool = False

@@ -53,11 +53,8 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         raise InputError("sampling_balance must lie in [0, 1] and the held-out fraction in [0, 1).")
     if not 0 <= config.forest.blend <= 1:
         raise InputError(f"The forest's weight in the prediction must lie in [0, 1], got {config.forest.blend}.")
-    if not all(0 < w <= 1 for w in config.forest.weights) or (config.forest.weights and not config.forest.blend):
-        raise InputError(
-            f"The forest's weights to choose among must lie in (0, 1], with a forest in the prediction (blend above "
-            f"0); got weights {config.forest.weights}, blend {config.forest.blend}."
-        )
+    if not all(0 < w <= 1 for w in config.forest.weights):
+        raise InputError(f"The forest's weights to choose among must lie in (0, 1], got {config.forest.weights}.")
     if config.network.context < 0:
         raise InputError(f"context must be 0 or more neighbouring slices, got {config.network.context}.")
     labels = [np.asarray(item.labels, dtype=np.int64) * (not config.pretrain) for item in items]

@@ -17,12 +17,12 @@ import torch
 from . import distributed
 from .augment import SpatialAugment, intensity_augment
 from .averaging import WeightAverage
+from .blend_weight import choose_weight
 from .budget import Budget, Plateau, learning_rate_factor
 from .config import TrainConfig
 from .data import SegmentationData
 from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
-from .estimate import ReturnedEstimate, estimate_returned
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .forest import ForestLabels, PixelForest, forest_labels, slices_first
 from .holdout import HeldOutSet, split_painting
@@ -212,13 +212,15 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     blended = config.forest.blend and info.spatial_dims == 2 and not config.pretrain and distributed.rank() == 0
     fitting = budget.elapsed
     trees = _pixel_forest(plan, config) if blended and iteration else None  # also when cancelled: seconds
-    found = _returned_estimate(scored, plan, config, train_labels, held, trees, device) if trees is not None else None
-    seconds = budget.elapsed  # the forest's and the estimate's seconds count
-    weight = found.weight if found is not None else 0.0
+    weight, scores = _blend_weight(scored, plan, config, train_labels, held, device) if trees is not None else (0.0, {})
+    seconds = budget.elapsed  # the forest's and the weight choice's seconds count
     model = _snapshot(scored, plan, config, iteration, seconds, losses, device, reason, returned, held, trees, weight)
-    if found is not None:  # the held-out estimate scored the network alone; the forest learnt all of the painting
-        model.info.training["forest_blend"] = {"weight": weight, "seconds": round(seconds - fitting, 2)}
-        model.info.training["returned_estimate"] = found.summary(plan.info.class_names)
+    if trees is not None:  # the held-out estimate scored the network alone; the forest learnt all of the painting
+        model.info.training["forest_blend"] = {
+            "weight": weight,
+            "seconds": round(seconds - fitting, 2),
+            "held_out_dice": {f"{w:g}": round(d, 4) for w, d in scores.items()},
+        }
     if forest is not None:  # whether the gate let its labels in, and why
         dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
         model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
@@ -272,15 +274,15 @@ def _pixel_forest(plan, config) -> PixelForest:
     return PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
 
 
-def _returned_estimate(network, plan, config, train_labels, held, trees, device) -> ReturnedEstimate:
-    """:func:`.estimate.estimate_returned` of the returned model, its weight chosen (:mod:`.estimate`)."""
-    first = None
-    if any((h > 0).any() for h in held):
-        stacks = [slices_first(i, lab, h, plan.info.slice_axis)
-                  for i, lab, h in zip(plan.images, train_labels, held, strict=True)]  # fmt: skip
-        first = PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
-    weights = tuple(dict.fromkeys((config.forest.blend, *config.forest.weights)))  # the default first: it wins ties
-    return estimate_returned(network, plan.info, plan.images, plan.labels, held, (first, trees), weights, device)
+def _blend_weight(network, plan, config, train_labels, held, device) -> tuple[float, dict[float, float]]:
+    """The forest's weight chosen on the held-out painting, and each candidate's score (:mod:`.blend_weight`)."""
+    weights = tuple(dict.fromkeys((config.forest.blend, *config.forest.weights)))  # the configured first: wins ties
+    if len(weights) == 1 or not any((h > 0).any() for h in held):
+        return weights[0], {}
+    stacks = [slices_first(i, lab, h, plan.info.slice_axis)
+              for i, lab, h in zip(plan.images, train_labels, held, strict=True)]  # fmt: skip
+    forest = PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
+    return choose_weight(network, plan.info, plan.images, held, forest, weights, device)
 
 
 def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:
