@@ -267,10 +267,13 @@ def _forest(plan, config, train_labels, held) -> ForestLabels:
     return forest_labels(plan.images, train_labels, held, plan.info.slice_axis, sigmas, config.forest, config.seed)
 
 
-def _pixel_forest(plan, config) -> PixelForest:
-    """The forest blended into the returned model's predictions, fitted on the whole painting (:mod:`.forest`)."""
-    stacks = [slices_first(i, lab, np.zeros_like(lab), plan.info.slice_axis)
-              for i, lab in zip(plan.images, plan.labels, strict=True)]  # fmt: skip
+def _pixel_forest(plan, config, labels=None, held=None) -> PixelForest:
+    """A forest to blend into the predictions (:mod:`.forest`), fitted on ``labels`` (the whole painting unless
+    given; ``held``, the held-out share, is left out)."""
+    labels = plan.labels if labels is None else labels
+    held = [np.zeros_like(lab) for lab in labels] if held is None else held
+    axis = plan.info.slice_axis
+    stacks = [slices_first(i, lab, h, axis) for i, lab, h in zip(plan.images, labels, held, strict=True)]
     return PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
 
 
@@ -279,9 +282,7 @@ def _blend_weight(network, plan, config, train_labels, held, device) -> tuple[fl
     weights = tuple(dict.fromkeys((config.forest.blend, *config.forest.weights)))  # the configured first: wins ties
     if len(weights) == 1 or not any((h > 0).any() for h in held):
         return weights[0], {}
-    stacks = [slices_first(i, lab, h, plan.info.slice_axis)
-              for i, lab, h in zip(plan.images, train_labels, held, strict=True)]  # fmt: skip
-    forest = PixelForest.fit(stacks, tuple(plan.info.network.filters), config.forest, config.seed)[0]
+    forest = _pixel_forest(plan, config, train_labels, held)
     return choose_weight(network, plan.info, plan.images, held, forest, weights, device)
 
 
