@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .forest import PixelForest, slices_first
+from .forest import PixelForest, foreground_dice, slices_first
 from .inference import slice_probabilities
 from .model_info import ModelInfo
 
@@ -63,14 +63,6 @@ def chosen_weight(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weight
     if not parts:
         return weights[0], {}
     mine, trees, truth = (np.concatenate(part, axis=-1) for part in zip(*parts, strict=True))
-    foreground = [c for c in np.unique(truth) if c > 1]
-    scores = {}
-    for weight in weights:
-        guess = ((1 - weight) * mine + weight * trees).argmax(0) + 1
-        dice = [
-            2 * ((guess == c) & (truth == c)).sum() / max(1, (guess == c).sum() + (truth == c).sum())
-            for c in foreground
-        ]
-        scores[weight] = float(np.mean(dice)) if dice else float("nan")
+    scores = {w: foreground_dice(((1 - w) * mine + w * trees).argmax(0) + 1, truth) for w in weights}
     best = max(weights, key=lambda w: (scores[w] if np.isfinite(scores[w]) else -1.0, -weights.index(w)))
     return best, scores

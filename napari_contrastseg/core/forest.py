@@ -55,7 +55,7 @@ class PixelForest:
             random_state=seed,
             class_weight="balanced" if config.balanced else None,
         ).fit(x, y)
-        held = _mean_dice(forest.predict(held_pixels[0]), held_pixels[1]) if len(held_pixels[1]) else float("nan")
+        held = foreground_dice(forest.predict(held_pixels[0]), held_pixels[1]) if len(held_pixels[1]) else float("nan")
         return cls(forest, bank), held
 
     @classmethod
@@ -133,7 +133,7 @@ def _bank(in_channels: int, sigmas: tuple[float, ...]) -> FilterBank:
     return FilterBank(2, in_channels, tuple(sigmas) or NetworkConfig.filters).eval()
 
 
-def _mean_dice(guess: np.ndarray, truth: np.ndarray) -> float:
+def foreground_dice(guess: np.ndarray, truth: np.ndarray) -> float:
     """Dice of ``guess`` against ``truth`` (both ``(N,)`` class values), averaged over the classes > 1 in ``truth``."""
     classes = [int(c) for c in np.unique(truth) if c > 1]
     return float(np.mean(list(dice_per_class(guess, truth, classes).values()))) if classes else float("nan")
