@@ -67,14 +67,18 @@ def _slab(volume: np.ndarray, index: int, axis: int) -> tuple[np.ndarray, int]:
 
 
 def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at: int, weight: float,
-                 forest_config: ForestConfig, seed: int):  # fmt: skip
+                 forest_config: ForestConfig, seed: int, smooth: bool = False):  # fmt: skip
     """The held-out slice as the network predicts it alone, as a forest (:class:`PixelForest` with
     ``forest_config``, on the network's filter scales, fitted on the fold's whole painting) predicts it, as the
-    average ``(1 - weight) * network + weight * forest`` of their probabilities, and as that average with the
-    weight the run chose (the model's); and the forest's seconds (fit and prediction of the slice). All four come
-    from the same trained network (a paired comparison)."""
+    average ``(1 - weight) * network + weight * forest`` of their probabilities, as that average with the weight
+    the run chose (the model's) and, with ``smooth``, as the first average smoothed through the plane (RULE.md
+    addendum 12: ``(p[z-1] + 2 p[z] + p[z+1]) / 4``, edge slices repeated); and the forest's seconds (fit and
+    prediction of the held-out slice). All come from the same trained network (a paired comparison)."""
     alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0))  # without a forest of its own
-    network = np.take(alone.predict(slab, probabilities=True).probabilities, at, axis=vol.slice_axis + 1)
+    near = np.clip(np.arange(at - 1, at + 2), 0, slab.shape[vol.slice_axis] - 1)  # at-1, at, at+1 in the slab
+    networks = np.take(alone.predict(slab, probabilities=True).probabilities, near, axis=vol.slice_axis + 1)
+    networks = np.moveaxis(networks, vol.slice_axis + 1, 0)  # (3, K, *s)
+    network = networks[1]
     start = time.perf_counter()
     image = normalize(as_channels_first(vol.image, None), model.info.normalization)
     stack = slices_first(image, rest, np.zeros_like(rest), vol.slice_axis)
@@ -83,6 +87,11 @@ def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at:
     seconds = time.perf_counter() - start
     chosen = model.info.forest_weight or weight  # 0: the run had no forest of its own
     blends = [(1 - w) * network + w * trees for w in (weight, chosen)]
+    if smooth:
+        beside = [index + (z - at) for z in near]  # the volume's slices at-1, at, at+1 (edges repeated)
+        blended = [(1 - weight) * p + weight * forest.probabilities(stack[0][:, z], network.shape[0])
+                   for p, z in zip(networks, beside, strict=True)]  # fmt: skip
+        blends.append((blended[0] + 2 * blended[1] + blended[2]) / 4)
     return [p.argmax(axis=0).astype(np.uint8) + 1 for p in (network, trees, *blends)], seconds
 
 
@@ -100,6 +109,8 @@ def main() -> None:
                         help="also score, from the same network, a forest alone (LABEL+forest; its settings: the run's "
                         "forest.*) and the average of their probabilities with this weight on the forest "
                         "(LABEL+blend)")  # fmt: skip
+    parser.add_argument("--smooth", action="store_true",
+                        help="with --forest-blend, also score that blend smoothed through the plane (LABEL+smooth)")
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/painted-slice-cv.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -125,11 +136,13 @@ def main() -> None:
                     pred = np.take(result.pop("prediction"), at, axis=axis)
                 else:
                     blend = partial(forest_blend, vol=vol, rest=rest, index=index, slab=slab, at=at,
-                                    weight=args.forest_blend, forest_config=config.forest, seed=args.seed)  # fmt: skip
+                                    weight=args.forest_blend, forest_config=config.forest, seed=args.seed,
+                                    smooth=args.smooth)  # fmt: skip
                     result = run_network(vol, rest, config, blend)
                     (pred, *paired), forest_seconds = result.pop("prediction")
                     chosen = (result.get("forest_blend") or {}).get("weight") or args.forest_blend  # as blended
-                    for suffix, other in zip(("+forest", "+blend", "+chosen"), paired, strict=True):
+                    suffixes = ("+forest", "+blend", "+chosen", "+smooth")[: len(paired)]
+                    for suffix, other in zip(suffixes, paired, strict=True):
                         runs.append({"dataset": name, "paint": args.paint, "label": args.label + suffix,
                                      "settings": args.set, "seed": args.seed, "held_out_slice": index,
                                      "forest_weight": chosen if suffix == "+chosen" else args.forest_blend,

@@ -2,7 +2,8 @@
 
 ``painted_slice_cv.py --forest-blend W --label STEM.seedN`` stores, per fold, the network alone (``STEM.seedN``),
 the forest alone (``STEM.seedN+forest``), their blend (``STEM.seedN+blend``) and, where the run chose the blend's
-weight, the blend with that weight (``STEM.seedN+chosen``). This prints, per task, each variant's mean over the
+weight, the blend with that weight (``STEM.seedN+chosen``); with ``--smooth``, the blend smoothed through the
+plane (``STEM.seedN+smooth``). This prints, per task, each variant's mean over the
 folds and seeds and the paired difference candidate - baseline (``--candidate``, ``--against``; blend - network
 unless told), then per seed the CV scores (mean over tasks) and the difference ``d_N``, and the rule's figures:
 mean of ``d_N``, its standard error over the seeds, and the lowest per-task mean difference
@@ -23,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("network", "forest", "blend", "chosen")
+VARIANTS = ("network", "forest", "blend", "chosen", "smooth")
 
 
 def paired(runs: list[dict], stem: str) -> dict[tuple[str, int], dict[str, float]]:
     """``(task, seed) -> {variant: mean Dice over the folds}`` for the runs labelled ``STEM.seedN[+variant]``
     (a task whose folds are not all done yet is left out)."""
-    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+forest|\+blend|\+chosen)?$")
+    pattern = re.compile(rf"^{re.escape(stem)}\.seed(\d+)(\+forest|\+blend|\+chosen|\+smooth)?$")
     folds = defaultdict(list)
     for r in runs:
         match = pattern.match(r["label"])
