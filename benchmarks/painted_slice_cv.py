@@ -109,8 +109,11 @@ def main() -> None:
                         help="also score, from the same network, a forest alone (LABEL+forest; its settings: the run's "
                         "forest.*) and the average of their probabilities with this weight on the forest "
                         "(LABEL+blend)")  # fmt: skip
-    parser.add_argument("--smooth", action="store_true",
-                        help="with --forest-blend, also score that blend smoothed through the plane (LABEL+smooth)")
+    parser.add_argument(
+        "--smooth",
+        action="store_true",
+        help="with --forest-blend, also score that blend smoothed through the plane (LABEL+smooth)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/painted-slice-cv.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
