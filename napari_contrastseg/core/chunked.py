@@ -68,7 +68,8 @@ def predict_to_zarr(
     if info.spatial_dims == 2 and len(spatial) == 3:
         axis = info.slice_axis if info.slice_axis is not None else 0
         slabs = _slabs(spatial, axis, block or _default_slab(spatial, axis, batch_size))
-        plan = [(_with_neighbours(s, axis, info.network.context, spatial[axis]), s) for s in slabs]
+        reach = info.network.context + int(info.smooths_slices)  # input neighbours, and smoothing's
+        plan = [(_with_neighbours(s, axis, reach, spatial[axis]), s) for s in slabs]
         units = [s[axis].stop - s[axis].start for s in slabs]
         chunks = tuple(slabs[0][axis].stop if a == axis else min(n, CHUNK_EDGE) for a, n in enumerate(spatial))
     else:
