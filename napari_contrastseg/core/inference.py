@@ -211,7 +211,7 @@ def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilitie
     uncertainty = np.empty((n, *spatial), np.float32)
     probs = np.empty((k, n, *spatial), np.float32) if probabilities else None
     log_k = math.log(k) if k > 1 else 1.0
-    batches = _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, blend)
+    batches = _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, blend, spare[0])
     start = -spare[0]  # where the next batch's first slice goes in the result
     with torch.inference_mode(), autocast(dev, enabled=True):
         for p in smooth_through_plane(batches) if smooth else batches:
@@ -228,13 +228,17 @@ def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilitie
     return Prediction(labels, uncertainty, probs)
 
 
-def _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, blend) -> Iterator[torch.Tensor]:
-    """Class probabilities ``(b, K, *s)`` of consecutive batches of :class:`SliceInputs` (``blend`` applied)."""
+def _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, blend, first: int = 0
+                         ) -> Iterator[torch.Tensor]:  # fmt: skip
+    """Class probabilities ``(b, K, *s)`` of consecutive batches of :class:`SliceInputs` (``blend`` applied). The
+    ``first`` slices (if any) form a batch of their own, so that the others are batched as they would be without
+    them (out-of-core slabs then batch their slices as the whole volume does)."""
     n = len(inputs)
     chunk = batch_size if info.spatial_dims == 2 else 1
     roi = (tile,) * info.spatial_dims
-    for start in range(0, n, chunk):
-        x = torch.from_numpy(inputs.batch(start, min(start + chunk, n))).to(dev)
+    starts = ([0] if first else []) + list(range(first, n, chunk))
+    for start, stop in zip(starts, [*starts[1:], n], strict=True):
+        x = torch.from_numpy(inputs.batch(start, stop)).to(dev)
         logits = sliding_window_inference(
             x,
             roi,
@@ -245,7 +249,7 @@ def _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, 
             padding_mode="replicate",
         )
         p = torch.softmax(logits.float(), dim=1)
-        yield p if blend is None else blend(p, inputs.slices(start, min(start + chunk, n)))
+        yield p if blend is None else blend(p, inputs.slices(start, stop))
 
 
 def smooth_through_plane(batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:

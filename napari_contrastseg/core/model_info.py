@@ -81,5 +81,8 @@ class ModelInfo:
         weight = values.get("forest_weight", 0.0)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
             raise ValueError(f"forest_weight must be a number in [0, 1], got {weight!r}")
+        smoothing = values["network"].get("through_plane", False)
+        if not isinstance(smoothing, bool):
+            raise ValueError(f"network.through_plane must be true or false, got {smoothing!r}")
         network = network_from_dict(values.pop("network"))  # files from before ``context`` existed: 0
         return cls(network=network, normalization=NormalizationConfig(**values.pop("normalization")), **values)
