@@ -74,7 +74,8 @@ def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at:
     the run chose (the model's) and, with ``smooth``, as the first average smoothed through the plane (RULE.md
     addendum 12: ``(p[z-1] + 2 p[z] + p[z+1]) / 4``, edge slices repeated); and the forest's seconds (fit and
     prediction of the held-out slice). All come from the same trained network (a paired comparison)."""
-    alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0))  # without a forest of its own
+    flat = replace(model.info.network, through_plane=False)  # slice by slice, without a forest of its own
+    alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0, network=flat))
     near = np.clip(np.arange(at - 1, at + 2), 0, slab.shape[vol.slice_axis] - 1)  # at-1, at, at+1 in the slab
     networks = np.take(alone.predict(slab, probabilities=True).probabilities, near, axis=vol.slice_axis + 1)
     networks = np.moveaxis(networks, vol.slice_axis + 1, 0)  # (3, K, *s)

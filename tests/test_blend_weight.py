@@ -48,6 +48,7 @@ def test_the_weight_is_the_one_whose_blend_scores_best_on_the_held_out_painting(
 def test_each_weight_is_scored_as_the_model_would_predict_the_held_out_slice(fast_config):
     image, painted = disk_columns()
     fast_config.forest = ForestConfig(blend=0.5, trees=8)
+    fast_config.network.through_plane = False  # the choice scores single slices, unsmoothed (docs/methods.md)
     model = train_model(SegmentationData(image, painted), fast_config)
     volume = normalize(as_channels_first(image, None), model.info.normalization)
     held = np.zeros_like(painted)

@@ -32,7 +32,7 @@ def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path,
     folder, affine = oblique_nifti
     model = tmp_path / "model.safetensors"
     train = ["train", str(folder / "image.nii.gz"), str(folder / "labels.nii.gz"), "-o", str(model), "--norm", "group"]
-    assert main([*train, *FAST, "--filters", "none", "--forest-blend", "0"]) == 0
+    assert main([*train, *FAST, "--filters", "none", "--forest-blend", "0", "--no-through-plane"]) == 0
     out = tmp_path / "pred.nii.gz"
     assert main(["predict", str(model), str(folder / "image.nii.gz"), "-o", str(out), "--uncertainty"]) == 0
     pred = nib.load(out)
@@ -43,7 +43,7 @@ def test_train_predict_info_round_trip_keeps_the_affine(oblique_nifti, tmp_path,
     assert main(["info", str(model)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["spacing"] == pytest.approx([0.922, 0.922, 2.5], abs=1e-3) and info["slice_axis"] == 2
-    # no filter bank: no "filters" key, and format 1, which versions from before the filter bank read
+    # no filter bank, no smoothing: no "filters" key, and format 1, which versions from before the filter bank read
     assert info["network"] == {"features": [8, 16, 32], "dropout": 0.0, "norm": "group", "context": 0}
     assert info["format_version"] == 1
 
@@ -63,6 +63,7 @@ def test_warm_start_keeps_the_models_network_unless_told_otherwise(oblique_nifti
         "norm": "group",
         "context": 0,
         "filters": [1.0, 3.0],
+        "through_plane": True,
     }
     third = tmp_path / "third.safetensors"
     assert main(["train", *data, "-o", str(third), "--warm-start", str(first), "--norm", "batch", *FAST]) == 1

@@ -79,8 +79,8 @@ def test_model_files_from_before_the_filter_bank_have_none_and_models_without_it
     data_2d, fast_config, tmp_path
 ):
     old = {"features": [8, 16], "dropout": 0.0, "norm": "batch", "context": 0}
-    assert network_from_dict(old).filters == ()
-    fast_config.network = NetworkConfig((8, 16, 32), filters=())
+    assert network_from_dict(old).filters == () and not network_from_dict(old).through_plane
+    fast_config.network = NetworkConfig((8, 16, 32), filters=(), through_plane=False)
     fast_config.forest = ForestConfig(blend=0.0)  # no forest in the file either
     path = train_model(data_2d, fast_config).save(tmp_path / "plain")
     with safe_open(path, "pt") as stored:
@@ -92,8 +92,8 @@ def test_model_files_from_before_the_filter_bank_have_none_and_models_without_it
 
 
 def test_a_model_with_filters_trains_saves_and_predicts_the_same(data_3d, fast_config, tmp_path):
-    fast_config.network = NetworkConfig((8, 16, 32), filters=(1.0, 2.0))
-    fast_config.forest = ForestConfig(blend=0.0)  # format 2: a bank, no forest
+    fast_config.network = NetworkConfig((8, 16, 32), filters=(1.0, 2.0), through_plane=False)
+    fast_config.forest = ForestConfig(blend=0.0)  # format 2: a bank, no forest, no smoothing
     model = train_model(data_3d, fast_config)
     loaded = load_model(model.save(tmp_path / "model"))
     assert loaded.info.network.filters == (1.0, 2.0) and loaded.info.format_version == 2

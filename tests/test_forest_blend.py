@@ -29,6 +29,7 @@ def blended(fast_config) -> tuple[TrainedModel, np.ndarray]:
     """A 2D network on a volume with a forest of weight 0.5, and the volume."""
     image, painted = disk_columns()
     fast_config.forest = ForestConfig(blend=0.5, trees=8)
+    fast_config.network.through_plane = False  # slice by slice (smoothing: test_through_plane.py)
     return train_model(SegmentationData(image, painted), fast_config), image
 
 

@@ -100,6 +100,12 @@ def add_parser(sub) -> None:
         f"(default: the --warm-start model's, else {scales})",
     )
     p.add_argument(
+        "--through-plane",
+        action=argparse.BooleanOptionalAction,
+        help="average each slice's class probabilities with its neighbours' when a 2D network predicts a volume "
+        f"(default: the --warm-start model's, else {'on' if d.network.through_plane else 'off'})",
+    )
+    p.add_argument(
         "--forest-labels",
         action=argparse.BooleanOptionalAction,
         default=d.forest.enabled,
@@ -147,8 +153,14 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
     features = tuple(int(f) for f in args.features.split(",")) if args.features else base.features
     context = base.context if args.context is None else args.context
     filters = base.filters if args.filters is None else args.filters
+    through_plane = base.through_plane if args.through_plane is None else args.through_plane
     network = NetworkConfig(
-        features=features, dropout=base.dropout, norm=args.norm or base.norm, context=context, filters=filters
+        features=features,
+        dropout=base.dropout,
+        norm=args.norm or base.norm,
+        context=context,
+        filters=filters,
+        through_plane=through_plane,
     )
     if args.window:
         normalization = NormalizationConfig(mode="window", window_min=args.window[0], window_max=args.window[1])

@@ -56,7 +56,8 @@ def predict_to_zarr(
     Intensity percentiles come from one streaming pass over the very voxels :func:`~.inference.predict` samples,
     so the normalisation equals the in-memory one. A 2D network on a volume predicts slabs of ``block`` whole
     slices along its slice axis (default: about 16 M voxels in whole batches of ``batch_size`` slices; the labels
-    are then bit-identical to :func:`~.inference.predict`). Otherwise (3D networks, 2D images) cubes of ``block``
+    are then bit-identical to :func:`~.inference.predict`), each read with the neighbours its slices' inputs and
+    smoothing through the plane need. Otherwise (3D networks, 2D images) cubes of ``block``
     voxels a side (default 128 in 3D, 2048 in 2D) are read with every sliding window that reaches them, placed on
     the whole image's window grid, so results differ from the in-memory ones by float rounding only.
     ``progress(done, total)`` counts slices (slabs) or blocks.
@@ -68,7 +69,8 @@ def predict_to_zarr(
     if info.spatial_dims == 2 and len(spatial) == 3:
         axis = info.slice_axis if info.slice_axis is not None else 0
         slabs = _slabs(spatial, axis, block or _default_slab(spatial, axis, batch_size))
-        plan = [(_with_neighbours(s, axis, info.network.context, spatial[axis]), s) for s in slabs]
+        reach = info.network.context + int(info.smooths_slices)  # input neighbours, and smoothing's
+        plan = [(_with_neighbours(s, axis, reach, spatial[axis]), s) for s in slabs]
         units = [s[axis].stop - s[axis].start for s in slabs]
         chunks = tuple(slabs[0][axis].stop if a == axis else min(n, CHUNK_EDGE) for a, n in enumerate(spatial))
     else:

@@ -24,6 +24,10 @@ class NetworkConfig:
     the pixel features of ilastik and convpaint), so that the network starts from multiscale context it need not
     learn; 1, 2, 4 and 8 by default (chosen on the painting alone, docs/benchmarks.md), ``()`` for none (and for
     models written before it existed).
+    ``through_plane``: a 2D network on a volume replaces each slice's class probabilities (the forest's blended in)
+    by ``(p[z-1] + 2 p[z] + p[z+1]) / 4``, its own and its neighbours' (edge slices repeated), before the class is
+    taken: slices predicted one by one agree with the slices beside them. On by default (docs/results/defaults-cv/
+    RULE.md addendum 12); off for models written before it existed.
     ``norm``: ``batch`` (fixed statistics at inference, folded into the convolutions: fastest, and a tile's
     prediction does not depend on the tile's contents), ``group`` (GroupNorm with :data:`GROUPS` groups: statistics
     of each crop or tile, none learnt from the training batches) or ``instance``.
@@ -35,6 +39,7 @@ class NetworkConfig:
     #: a 2D network on a volume also sees this many neighbouring slices on each side, as extra input channels
     context: int = 0
     filters: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # chosen on the painting alone (docs/benchmarks.md)
+    through_plane: bool = True
 
     @property
     def min_size(self) -> int:
@@ -196,7 +201,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
         if "network" in values:
-            values["network"] = network_from_dict(values["network"], NetworkConfig.context, NetworkConfig.filters)
+            values["network"] = network_from_dict(
+                values["network"], NetworkConfig.context, NetworkConfig.filters, NetworkConfig.through_plane
+            )
         if "augmentation" in values:
             aug = dict(values["augmentation"])
             aug["scale"] = tuple(aug.get("scale", AugmentationConfig.scale))
@@ -209,10 +216,11 @@ class TrainConfig:
         return cls(**values)
 
 
-def network_from_dict(values: dict[str, Any], context: int = 0, filters: tuple[float, ...] = ()) -> NetworkConfig:
-    """A :class:`NetworkConfig` from its JSON form; ``context`` and ``filters`` where the dict has none (0 and
-    ``()`` in model files written before the options existed)."""
-    net = {"context": context, **values}
+def network_from_dict(values: dict[str, Any], context: int = 0, filters: tuple[float, ...] = (),
+                      through_plane: bool = False) -> NetworkConfig:  # fmt: skip
+    """A :class:`NetworkConfig` from its JSON form; ``context``, ``filters`` and ``through_plane`` where the dict
+    has none (0, ``()`` and False in model files written before the options existed)."""
+    net = {"context": context, "through_plane": through_plane, **values}
     net["features"] = tuple(net.get("features", NetworkConfig.features))
     net["filters"] = tuple(float(s) for s in net.get("filters", filters))
     return NetworkConfig(**net)

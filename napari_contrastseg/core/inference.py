@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -116,8 +116,9 @@ def predict_normalized(
     """Predict a normalised ``(C, *S)`` array with ``network`` already on ``device`` and in eval mode.
 
     ``halo``: for a 2D network on a volume, how many slices at the start and at the end of the slice axis are
-    there only as neighbours of the others (out-of-core slabs): they are not predicted and not in the result.
-    ``forest``: as for :func:`predict`.
+    there only as neighbours of the others (out-of-core slabs): they are not in the result, and only the one
+    beside the result on each side is predicted, where the model smooths through the plane
+    (:attr:`ModelInfo.smooths_slices`). ``forest``: as for :func:`predict`.
     """
     tile = tile_size or max(info.patch_size)
     m = info.network.min_size
@@ -128,9 +129,10 @@ def predict_normalized(
     if info.spatial_dims == 2 and volume.ndim == 4:
         axis = info.slice_axis if info.slice_axis is not None else 0
         stack = np.moveaxis(volume, axis + 1, 0)  # (Z, C, H, W)
-        inputs = SliceInputs(stack, info.network.context, halo)
+        spare = (min(1, halo[0]), min(1, halo[1])) if info.smooths_slices else (0, 0)
+        inputs = SliceInputs(stack, info.network.context, (halo[0] - spare[0], halo[1] - spare[1]))
         result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info,
-                                blend)  # fmt: skip
+                                blend, info.smooths_slices, spare)  # fmt: skip
         return _move_axis_back(result, axis)
     inputs = SliceInputs(volume[None], info.network.context)  # 0 but for a 2D image under a volume's model
     result = _predict_stack(network, inputs, tile, overlap, batch_size, device, probabilities, progress, info, blend)
@@ -197,42 +199,74 @@ class Blend:
         return (1 - self.weight) * p + self.weight * torch.from_numpy(trees).to(p.device)
 
 
-def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilities, progress, info, blend=None
-                   ) -> Prediction:  # fmt: skip
+def _predict_stack(network, inputs, tile, overlap, batch_size, dev, probabilities, progress, info, blend=None,
+                   smooth=False, spare=(0, 0)) -> Prediction:  # fmt: skip
     """Predict :class:`SliceInputs` of N 2D slices, or of one image (N = 1); results keep the N axis. ``blend``:
-    a :class:`Blend` applied to each batch's probabilities (2D networks)."""
-    n, k = len(inputs), info.n_classes
+    a :class:`Blend` applied to each batch's probabilities (2D networks). ``smooth``: the N slices are consecutive
+    and their probabilities are smoothed through the plane (:func:`smooth_through_plane`); ``spare``: how many of
+    the first and last of them are predicted only as neighbours in that smoothing, and left out of the result."""
+    n, k = len(inputs) - spare[0] - spare[1], info.n_classes
     spatial = inputs.spatial
     labels = np.empty((n, *spatial), np.uint8)
     uncertainty = np.empty((n, *spatial), np.float32)
     probs = np.empty((k, n, *spatial), np.float32) if probabilities else None
-    chunk = batch_size if info.spatial_dims == 2 else 1
     log_k = math.log(k) if k > 1 else 1.0
-    roi = (tile,) * info.spatial_dims
+    batches = _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, blend, spare[0])
+    start = -spare[0]  # where the next batch's first slice goes in the result
     with torch.inference_mode(), autocast(dev, enabled=True):
-        for start in range(0, n, chunk):
-            x = torch.from_numpy(inputs.batch(start, min(start + chunk, n))).to(dev)
-            logits = sliding_window_inference(
-                x,
-                roi,
-                sw_batch_size=batch_size,
-                predictor=lambda t: network(t).logits,
-                overlap=overlap,
-                mode="gaussian",
-                padding_mode="replicate",
-            )
-            p = torch.softmax(logits.float(), dim=1)
-            if blend is not None:
-                p = blend(p, inputs.slices(start, min(start + chunk, n)))
+        for p in smooth_through_plane(batches) if smooth else batches:
+            lo, hi = max(start, 0), min(start + len(p), n)
+            p, start = p[lo - start : hi - start], start + len(p)
             entropy = -(p * torch.log(p.clamp_min(1e-8))).sum(1) / log_k
             best = p.max(1).indices  # not argmax: much faster over dim 1 on CPUs; ties also go to the first class
-            labels[start : start + chunk] = (best + 1).to(torch.uint8).cpu().numpy()
-            uncertainty[start : start + chunk] = entropy.cpu().numpy()
+            labels[lo:hi] = (best + 1).to(torch.uint8).cpu().numpy()
+            uncertainty[lo:hi] = entropy.cpu().numpy()
             if probs is not None:
-                probs[:, start : start + chunk] = p.transpose(0, 1).cpu().numpy()
-            if progress is not None:
-                progress(min(start + chunk, n), n)
+                probs[:, lo:hi] = p.transpose(0, 1).cpu().numpy()
+            if progress is not None and hi > lo:
+                progress(hi, n)
     return Prediction(labels, uncertainty, probs)
+
+
+def _probability_batches(network, inputs, tile, overlap, batch_size, dev, info, blend, first: int = 0
+                         ) -> Iterator[torch.Tensor]:  # fmt: skip
+    """Class probabilities ``(b, K, *s)`` of consecutive batches of :class:`SliceInputs` (``blend`` applied). The
+    ``first`` slices (if any) form a batch of their own, so that the others are batched as they would be without
+    them (out-of-core slabs then batch their slices as the whole volume does)."""
+    n = len(inputs)
+    chunk = batch_size if info.spatial_dims == 2 else 1
+    roi = (tile,) * info.spatial_dims
+    starts = ([0] if first else []) + list(range(first, n, chunk))
+    for start, stop in zip(starts, [*starts[1:], n], strict=True):
+        x = torch.from_numpy(inputs.batch(start, stop)).to(dev)
+        logits = sliding_window_inference(
+            x,
+            roi,
+            sw_batch_size=batch_size,
+            predictor=lambda t: network(t).logits,
+            overlap=overlap,
+            mode="gaussian",
+            padding_mode="replicate",
+        )
+        p = torch.softmax(logits.float(), dim=1)
+        yield p if blend is None else blend(p, inputs.slices(start, stop))
+
+
+def smooth_through_plane(batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """``(p[z-1] + 2 p[z] + p[z+1]) / 4`` along the slices of a stream of batches ``(b, K, *s)`` of consecutive
+    slices (the first and last slices stand in for their missing neighbour). Each slice is given out once its next
+    neighbour has come in, so the batches given out lag one slice behind those taken in; every slice comes out."""
+    before = last = None  # the slices before the last one taken in, and that last one (not yet given out)
+    for batch in batches:
+        run = batch if last is None else torch.cat([last, batch])
+        if len(run) < 2:
+            last = run
+            continue
+        padded = torch.cat([run[:1] if before is None else before, run])
+        yield (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
+        before, last = run[-2:-1], run[-1:]
+    if last is not None:
+        yield (last if before is None else before) / 4 + last * 0.75
 
 
 def _move_axis_back(result: Prediction, axis: int) -> Prediction:

@@ -9,8 +9,9 @@ from .. import __version__
 from .config import NetworkConfig, NormalizationConfig, network_from_dict
 
 #: The newest model-file format this version reads. Files are written in the oldest format that holds them: 1 (what
-#: versions from before the filter bank read), 2 (a network with a filter bank), 3 (a forest blended in).
-FORMAT_VERSION = 3
+#: versions from before the filter bank read), 2 (a network with a filter bank), 3 (a forest blended in), 4 (a 2D
+#: network's volume predictions smoothed through the plane).
+FORMAT_VERSION = 4
 
 
 @dataclass
@@ -44,7 +45,14 @@ class ModelInfo:
 
     def oldest_format(self) -> int:
         """The oldest model-file format that holds this model (see :data:`FORMAT_VERSION`)."""
+        if self.smooths_slices:
+            return 4
         return 3 if self.forest_weight else 2 if self.network.filters else 1
+
+    @property
+    def smooths_slices(self) -> bool:
+        """Whether volume predictions are smoothed through the plane (a 2D network with ``through_plane``)."""
+        return self.network.through_plane and self.spatial_dims == 2
 
     @property
     def n_classes(self) -> int:
@@ -56,10 +64,13 @@ class ModelInfo:
         return self.in_channels * (2 * self.network.context + 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; keys that older formats lack are left out where unused (``filters``, ``forest_weight``)."""
+        """JSON-ready; keys that older formats lack are left out where unused (``filters``, ``through_plane``,
+        ``forest_weight``)."""
         values = {**asdict(self), "format_version": self.oldest_format()}
         if not self.network.filters:
             del values["network"]["filters"]
+        if not self.smooths_slices:
+            del values["network"]["through_plane"]
         if not self.forest_weight:
             del values["forest_weight"]
         return values
@@ -70,5 +81,8 @@ class ModelInfo:
         weight = values.get("forest_weight", 0.0)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
             raise ValueError(f"forest_weight must be a number in [0, 1], got {weight!r}")
+        smoothing = values["network"].get("through_plane", False)
+        if not isinstance(smoothing, bool):
+            raise ValueError(f"network.through_plane must be true or false, got {smoothing!r}")
         network = network_from_dict(values.pop("network"))  # files from before ``context`` existed: 0
         return cls(network=network, normalization=NormalizationConfig(**values.pop("normalization")), **values)

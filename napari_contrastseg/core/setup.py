@@ -83,8 +83,11 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
     normalization = resolve_normalization(first.image, first.channel_axis, config.normalization)
     images = [normalize(item.channels_first, normalization) for item in items]
     named = next((item for item in items if item.class_names), items[0])
-    # neighbouring slices as channels only where there are neighbours: a 2D network sliding along a volume
-    network = replace(config.network, context=config.network.context if slice_axis is not None else 0)
+    # neighbouring slices as channels, and smoothing across them, only where there are neighbours: a 2D network
+    # sliding along a volume (a model of 2D images stays readable by versions from before the smoothing)
+    sliding = slice_axis is not None
+    network = replace(config.network, context=config.network.context if sliding else 0,
+                      through_plane=config.network.through_plane and sliding)  # fmt: skip
     info = ModelInfo(
         class_names=named.names if named.class_names else default_class_names(max(item.n_classes for item in items)),
         in_channels=images[0].shape[0],

@@ -345,12 +345,13 @@ def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iterati
         painted = painted if painted.size else np.array([image.shape[axis + 1] // 2])  # an unpainted first image
         index = request.index if request.index is not None else int(painted[len(painted) // 2])
         index = int(np.clip(index, 0, image.shape[axis + 1] - 1))
-        if info.spatial_dims == 2:
-            image = np.take(image, [index], axis=axis + 1)
+        if info.spatial_dims == 2:  # the slice, with the neighbours that smoothing averages in
+            lo, hi = (max(0, index - 1), index + 2) if info.smooths_slices else (index, index + 1)
         else:
             half = info.patch_size[axis] // 2
             lo = max(0, index - half)
-            image = np.take(image, range(lo, min(image.shape[axis + 1], lo + 2 * half)), axis=axis + 1)
+            hi = lo + 2 * half
+        image = np.take(image, range(lo, min(image.shape[axis + 1], hi)), axis=axis + 1)
     network.eval()
     try:
         result = predict_normalized(network, image, info, device=device, probabilities=False)
@@ -358,8 +359,7 @@ def _preview(network: UNet, plan: TrainingPlan, request: PreviewRequest, iterati
         network.train()
     labels, uncertainty = result.labels, result.uncertainty
     if axis is not None:
-        at = 0 if info.spatial_dims == 2 else index - max(0, index - info.patch_size[axis] // 2)
-        labels, uncertainty = np.take(labels, at, axis=axis), np.take(uncertainty, at, axis=axis)
+        labels, uncertainty = np.take(labels, index - lo, axis=axis), np.take(uncertainty, index - lo, axis=axis)
     return Preview(iteration, axis, index, labels, uncertainty)
 
 
