@@ -8,6 +8,7 @@ rule and augmentation), unless ``--set`` changes a field; scores count only neve
 Example (what docs/benchmarks.md reports):
     python benchmarks/suite.py --methods rf-features,default --seeds 0,1,2 --out docs/results/suite/default.json
     python benchmarks/suite.py --methods default --label long --set time_budget=600 --seeds 0 --out ...
+    python benchmarks/suite.py --methods default --label smooth-paired --paired-flat --paint slices:1 --seeds 0 ...
 Runs already in the output file are skipped, so an interrupted run resumes. Prints tables, writes a plot.
 """
 
@@ -20,6 +21,7 @@ import sys
 import time
 import warnings
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from scoring import paint, painted_slice_volumes, score  # noqa: E402
 from napari_contrastseg.core.config import TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import SegmentationData  # noqa: E402
 from napari_contrastseg.core.events import Estimate, Failed, Finished  # noqa: E402
+from napari_contrastseg.core.model import TrainedModel  # noqa: E402
 from napari_contrastseg.core.trainer import train  # noqa: E402
 from napari_contrastseg.samples.protocol import unpainted_mask  # noqa: E402
 
@@ -102,6 +105,14 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
     }
 
 
+def with_and_without_smoothing(model: TrainedModel, image: np.ndarray, device: str) -> list[np.ndarray]:
+    """The labels as ``model`` predicts ``image``, and as the same weights and forest predict it without smoothing
+    through the plane (a paired comparison)."""
+    flat = replace(model.info, network=replace(model.info.network, through_plane=False))
+    models = (model, TrainedModel(model.network, flat, model.forest))
+    return [m.predict(image, device=device, probabilities=False).labels for m in models]
+
+
 def run_forest(vol: Volume, painted: np.ndarray, seed: int) -> dict:
     start = time.perf_counter()
     pred = rf_segment(vol.image, painted, axis=vol.slice_axis, seed=seed)
@@ -118,6 +129,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig change (JSON)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--paired-flat",
+        action="store_true",
+        help="also score each network run's model without smoothing through the plane (LABEL+flat)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/suite.json"))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,12 +155,18 @@ def main() -> None:
                         result = run_forest(vol, painted, seed)
                     else:
                         config = TrainConfig(method=METHODS[method], seed=seed, device=args.device)
-                        result = run_network(vol, painted, with_settings(config, args.set))
+                        both = partial(with_and_without_smoothing, image=vol.image, device=args.device)
+                        result = run_network(vol, painted, with_settings(config, args.set),
+                                             both if args.paired_flat else None)  # fmt: skip
                         result["settings"] = args.set
                     pred = result.pop("prediction")
-                    result.update(score(pred, vol.ground_truth, mask, vol.spacing, True))
-                    result["painted_slice_volumes"] = painted_slice_volumes(pred, painted, vol.slice_axis)
-                    runs.append({"dataset": name, "paint": spec, "method": label, "seed": seed, **result})
+                    paired = [pred] if isinstance(pred, np.ndarray) else pred  # with --paired-flat: and unsmoothed
+                    names = (label, label + "+flat")[: len(paired)]
+                    for named, labels in reversed(list(zip(names, paired, strict=True))):
+                        scored = {**result, **score(labels, vol.ground_truth, mask, vol.spacing, True)}
+                        scored["painted_slice_volumes"] = painted_slice_volumes(labels, painted, vol.slice_axis)
+                        runs.append({"dataset": name, "paint": spec, "method": named, "seed": seed, **scored})
+                    result = scored  # the model's own (appended last: a rerun skips only when it is there)
                     args.out.write_text(json.dumps(runs, indent=1))
                     shown = result.get("estimate") or {}
                     print(f"  mean Dice {result['mean_dice']:.3f} (estimate {shown.get('mean', float('nan')):.3f})"
