@@ -20,7 +20,6 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -29,12 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import SUITE, load_dataset  # noqa: E402
 from scoring import paint, score  # noqa: E402
-from suite import METHODS, pause_point, run_forest, run_network, with_settings  # noqa: E402
+from suite import METHODS, pause_point, run_forest, run_network, slice_by_slice, with_settings  # noqa: E402
 
 from napari_contrastseg.core.config import ForestConfig, TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import as_channels_first  # noqa: E402
 from napari_contrastseg.core.forest import PixelForest, slices_first  # noqa: E402
-from napari_contrastseg.core.model import TrainedModel  # noqa: E402
 from napari_contrastseg.core.normalization import normalize  # noqa: E402
 from napari_contrastseg.samples.protocol import painted_slice_indices  # noqa: E402
 
@@ -74,8 +72,7 @@ def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at:
     the run chose (the model's) and, with ``smooth``, as the first average smoothed through the plane (RULE.md
     addendum 12: ``(p[z-1] + 2 p[z] + p[z+1]) / 4``, edge slices repeated); and the forest's seconds (fit and
     prediction of the held-out slice). All come from the same trained network (a paired comparison)."""
-    flat = replace(model.info.network, through_plane=False)  # slice by slice, without a forest of its own
-    alone = TrainedModel(model.network, replace(model.info, forest_weight=0.0, network=flat))
+    alone = slice_by_slice(model, forest=False)
     near = np.clip(np.arange(at - 1, at + 2), 0, slab.shape[vol.slice_axis] - 1)  # at-1, at, at+1 in the slab
     networks = np.take(alone.predict(slab, probabilities=True).probabilities, near, axis=vol.slice_axis + 1)
     networks = np.moveaxis(networks, vol.slice_axis + 1, 0)  # (3, K, *s)
@@ -88,11 +85,11 @@ def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at:
     seconds = time.perf_counter() - start
     chosen = model.info.forest_weight or weight  # 0: the run had no forest of its own
     blends = [(1 - w) * network + w * trees for w in (weight, chosen)]
-    if smooth:
-        beside = [index + (z - at) for z in near]  # the volume's slices at-1, at, at+1 (edges repeated)
-        blended = [(1 - weight) * p + weight * forest.probabilities(stack[0][:, z], network.shape[0])
-                   for p, z in zip(networks, beside, strict=True)]  # fmt: skip
-        blends.append((blended[0] + 2 * blended[1] + blended[2]) / 4)
+    if smooth:  # the neighbours' blends: the volume's slices at-1 and at+1 (edges repeated)
+        beside = [index + near[i] - at for i in (0, 2)]
+        before, after = ((1 - weight) * networks[i] + weight * forest.probabilities(stack[0][:, z], network.shape[0])
+                         for i, z in zip((0, 2), beside, strict=True))  # fmt: skip
+        blends.append((before + 2 * blends[0] + after) / 4)
     return [p.argmax(axis=0).astype(np.uint8) + 1 for p in (network, trees, *blends)], seconds
 
 

@@ -105,12 +105,19 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
     }
 
 
+def slice_by_slice(model: TrainedModel, forest: bool = True) -> TrainedModel:
+    """The same weights predicting each slice on its own (no smoothing through the plane) and, unless ``forest``,
+    without the model's forest."""
+    network = replace(model.info.network, through_plane=False)
+    if forest:
+        return TrainedModel(model.network, replace(model.info, network=network), model.forest)
+    return TrainedModel(model.network, replace(model.info, network=network, forest_weight=0.0))
+
+
 def with_and_without_smoothing(model: TrainedModel, image: np.ndarray, device: str) -> list[np.ndarray]:
     """The labels as ``model`` predicts ``image``, and as the same weights and forest predict it without smoothing
     through the plane (a paired comparison)."""
-    flat = replace(model.info, network=replace(model.info.network, through_plane=False))
-    models = (model, TrainedModel(model.network, flat, model.forest))
-    return [m.predict(image, device=device, probabilities=False).labels for m in models]
+    return [m.predict(image, device=device, probabilities=False).labels for m in (model, slice_by_slice(model))]
 
 
 def run_forest(vol: Volume, painted: np.ndarray, seed: int) -> dict:

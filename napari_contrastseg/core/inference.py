@@ -266,7 +266,7 @@ def smooth_through_plane(batches: Iterable[torch.Tensor]) -> Iterator[torch.Tens
         yield (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
         before, last = run[-2:-1], run[-1:]
     if last is not None:
-        yield (last if before is None else before) / 4 + last * 0.75
+        yield ((last if before is None else before) + 3 * last) / 4
 
 
 def _move_axis_back(result: Prediction, axis: int) -> Prediction:
