@@ -65,13 +65,15 @@ def _slab(volume: np.ndarray, index: int, axis: int) -> tuple[np.ndarray, int]:
 
 
 def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at: int, weight: float,
-                 forest_config: ForestConfig, seed: int, smooth: bool = False):  # fmt: skip
+                 forest_config: ForestConfig, seed: int, smooth: bool = False, dump: Path | None = None):  # fmt: skip
     """The held-out slice as the network predicts it alone, as a forest (:class:`PixelForest` with
     ``forest_config``, on the network's filter scales, fitted on the fold's whole painting) predicts it, as the
     average ``(1 - weight) * network + weight * forest`` of their probabilities, as that average with the weight
     the run chose (the model's) and, with ``smooth``, as the first average smoothed through the plane (RULE.md
     addendum 12: ``(p[z-1] + 2 p[z] + p[z+1]) / 4``, edge slices repeated); and the forest's seconds (fit and
-    prediction of the held-out slice). All come from the same trained network (a paired comparison)."""
+    prediction of the held-out slice). All come from the same trained network (a paired comparison). ``dump``:
+    also save the network's and the forest's probabilities of the slices ``index - 1, index, index + 1`` (edges
+    repeated) there, ``(3, K, *s)`` each as float16, for :mod:`report_blend_cv`."""
     alone = slice_by_slice(model, forest=False)
     near = np.clip(np.arange(at - 1, at + 2), 0, slab.shape[vol.slice_axis] - 1)  # at-1, at, at+1 in the slab
     networks = np.take(alone.predict(slab, probabilities=True).probabilities, near, axis=vol.slice_axis + 1)
@@ -85,11 +87,15 @@ def forest_blend(model, vol, rest: np.ndarray, index: int, slab: np.ndarray, at:
     seconds = time.perf_counter() - start
     chosen = model.info.forest_weight or weight  # 0: the run had no forest of its own
     blends = [(1 - w) * network + w * trees for w in (weight, chosen)]
-    if smooth:  # the neighbours' blends: the volume's slices at-1 and at+1 (edges repeated)
+    if smooth or dump is not None:  # the neighbours: the volume's slices at-1 and at+1 (edges repeated)
         beside = [index + near[i] - at for i in (0, 2)]
-        before, after = ((1 - weight) * networks[i] + weight * forest.probabilities(stack[0][:, z], network.shape[0])
-                         for i, z in zip((0, 2), beside, strict=True))  # fmt: skip
-        blends.append((before + 2 * blends[0] + after) / 4)
+        before, after = (forest.probabilities(stack[0][:, z], network.shape[0]) for z in beside)
+        if dump is not None:
+            forests = np.stack([before, trees, after]).astype(np.float16)
+            np.savez_compressed(dump, network=networks.astype(np.float16), forest=forests)
+        if smooth:
+            before, after = ((1 - weight) * networks[i] + weight * f for i, f in ((0, before), (2, after)))
+            blends.append((before + 2 * blends[0] + after) / 4)
     return [p.argmax(axis=0).astype(np.uint8) + 1 for p in (network, trees, *blends)], seconds
 
 
@@ -111,6 +117,15 @@ def main() -> None:
         "--smooth",
         action="store_true",
         help="with --forest-blend, also score that blend smoothed through the plane (LABEL+smooth)",
+    )
+    parser.add_argument("--dump", type=Path, metavar="DIR",
+                        help="with --forest-blend, save each fold's network and forest probabilities of the held-out "
+                        "slice and its neighbours, and its painting, in DIR (for report_blend_cv.py)")  # fmt: skip
+    parser.add_argument(
+        "--forest-seed",
+        choices=("paint", "training"),
+        default="paint",
+        help="seed the blend's forest with the painting's seed (as before) or the training seed",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/painted-slice-cv.json"))
     args = parser.parse_args()
@@ -136,9 +151,15 @@ def main() -> None:
                     result = run_network(vol, rest, config, lambda m, s=slab: m.predict(s, probabilities=False).labels)
                     pred = np.take(result.pop("prediction"), at, axis=axis)
                 else:
+                    dump = None
+                    if args.dump is not None:
+                        args.dump.mkdir(parents=True, exist_ok=True)
+                        dump = args.dump / f"{name}.{args.label}.{index}.npz"
+                        np.save(dump.with_suffix(".truth.npy"), np.take(painted, index, axis=axis))
+                    forest_seed = args.seed if args.forest_seed == "paint" else config.seed
                     blend = partial(forest_blend, vol=vol, rest=rest, index=index, slab=slab, at=at,
-                                    weight=args.forest_blend, forest_config=config.forest, seed=args.seed,
-                                    smooth=args.smooth)  # fmt: skip
+                                    weight=args.forest_blend, forest_config=config.forest, seed=forest_seed,
+                                    smooth=args.smooth, dump=dump)  # fmt: skip
                     result = run_network(vol, rest, config, blend)
                     (pred, *paired), forest_seconds = result.pop("prediction")
                     chosen = (result.get("forest_blend") or {}).get("weight") or args.forest_blend  # as blended

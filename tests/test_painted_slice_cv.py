@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from napari_contrastseg.samples.protocol import paint_slices, painted_slice_indices
 
@@ -30,16 +31,17 @@ def test_each_fold_holds_out_one_painted_slice_and_scores_only_it() -> None:
         assert mask[..., index].all() and mask.sum() == mask[..., index].size  # the held-out slice, nothing else
 
 
-def _report_estimate_cv():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "report_estimate_cv.py"
-    spec = importlib.util.spec_from_file_location("report_estimate_cv", path)
+def _benchmark(name: str):
+    """A script of ``benchmarks/`` as a module."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_estimates_are_ranked_against_the_blend_on_the_held_out_slice() -> None:
-    report = _report_estimate_cv()
+    report = _benchmark("report_estimate_cv")
     runs = []
     for fold, truth in enumerate([0.2, 0.5, 0.9, 0.7]):
         runs.append({"label": "e.seed0+blend", "dataset": "t", "held_out_slice": fold, "mean_dice": truth})
@@ -59,3 +61,19 @@ def test_estimates_are_ranked_against_the_blend_on_the_held_out_slice() -> None:
     rho = report.correlations(rows)
     assert rho["network"] == -1 and rho["held-out-blend"] == 1 and rho["min"] == 1
     assert np.isnan(rho["agreement"])  # undefined in every fold
+
+
+def test_saved_probabilities_are_combined_smoothed_and_scored_per_fold(tmp_path) -> None:
+    report = _benchmark("report_blend_cv")
+    sure = np.zeros((3, 2, 4, 4), np.float16)
+    sure[:, 0, :, :2], sure[:, 1, :, 2:] = 1, 1  # left half class 1, right half class 2, on all three slices
+    unsure = np.full((3, 2, 4, 4), 0.5, np.float16)
+    unsure[1, 1] = 0.55  # the held-out slice leans to class 2 everywhere, its neighbours do not lean at all
+    truth = np.where(np.arange(4) < 2, 1, 2).repeat(4).reshape(4, 4).T.astype(np.uint8)
+    assert np.array_equal(report.combined("confidence", sure, unsure), truth)  # the sure learner wins
+    assert np.array_equal(report.combined("forest", sure, unsure), np.full((4, 4), 2))  # smoothed, still leaning
+    np.savez_compressed(tmp_path / "t.s.seed3.7.npz", network=sure, forest=unsure)
+    np.save(tmp_path / "t.s.seed3.7.truth.npy", truth)
+    (row,) = report.fold_scores(tmp_path, "s")
+    assert row["task"] == "t" and row["seed"] == 3 and row["network"] == 1.0 and row["forest"] == pytest.approx(2 / 3)
+    assert row["sure network"] == 1.0 and row["sure forest"] == np.float32(np.float16(0.55))
