@@ -123,6 +123,20 @@ def test_events_jsonl_for_other_programs(oblique_nifti, tmp_path):
     assert events[1]["losses"]["total"] > 0 and events[-1]["path"] == str(model) and model.is_file()
 
 
+def test_an_estimate_from_one_painted_slice_says_what_it_cannot_see(oblique_nifti, tmp_path, capsys):
+    folder, affine = oblique_nifti
+    painted = np.asarray(nib.load(folder / "labels.nii.gz").dataobj)
+    first = int(np.flatnonzero(painted.any(axis=(0, 1)))[0])
+    one = np.zeros_like(painted)
+    one[:, :, first] = painted[:, :, first]
+    nib.save(nib.Nifti1Image(one, affine), tmp_path / "one.nii.gz")
+    train = ["train", str(folder / "image.nii.gz"), str(tmp_path / "one.nii.gz"), "-o", str(tmp_path / "m.safetensors")]
+    capsys.readouterr()
+    assert main([*train, *FAST]) == 0
+    said = capsys.readouterr().out
+    assert "estimated Dice" in said and "only painted slice" in said and "paint a second slice" in said
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [(("image.xyz", "labels.nii.gz"), "unknown image format"), (("missing.nii.gz", "labels.nii.gz"), "No file")],

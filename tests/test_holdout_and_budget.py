@@ -12,7 +12,7 @@ from napari_contrastseg.core.config import HoldoutConfig, TrainConfig
 from napari_contrastseg.core.data import SegmentationData
 from napari_contrastseg.core.errors import InputError
 from napari_contrastseg.core.events import Estimate, Finished, Started, Step
-from napari_contrastseg.core.holdout import HeldOutSet, split_painting
+from napari_contrastseg.core.holdout import HeldOutSet, estimate_note, split_painting
 from napari_contrastseg.core.sampling import PatchSampler
 from napari_contrastseg.core.trainer import train
 
@@ -110,6 +110,24 @@ def test_time_budget_run_reports_estimates_and_returns_the_best_weights(data_2d,
     assert finished.estimate.mean == pytest.approx(best)  # the returned weights are the best-scored ones
     assert finished.summary["estimated_mean_dice"] == pytest.approx(best)
     assert finished.summary["stop_reason"] == finished.stop_reason
+
+
+def test_the_estimate_says_when_it_cannot_see_beyond_the_only_painted_slice(data_3d, fast_config):
+    one = data_3d.labels.copy()
+    one[4] = 0  # painted on slice 1 alone
+    assert estimate_note([data_3d.labels], 0) == ""  # two painted slices
+    assert "only painted slice" in estimate_note([one], 0)
+    assert "only painted slice" in estimate_note([one], None)  # 3D networks: the axis with the fewest painted slices
+    assert estimate_note([one], 1) == ""  # along another axis the painting spans many slices
+    assert estimate_note([one, data_3d.labels], 0) == ""  # two images: three painted slices in all
+    assert estimate_note([one[1]], None) == ""  # a 2D image has no other slices
+    fast_config.holdout = HoldoutConfig(fraction=0.3, block=8)
+    events = list(train(SegmentationData(data_3d.image, one), fast_config))
+    estimates = [e for e in events if isinstance(e, Estimate)]
+    assert estimates and all("only painted slice" in e.note for e in estimates)
+    assert "only painted slice" in events[-1].estimate.note
+    events = list(train(data_3d, fast_config))
+    assert all(e.note == "" for e in events if isinstance(e, Estimate))
 
 
 def test_a_run_without_any_limit_is_refused(data_2d):

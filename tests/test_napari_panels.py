@@ -42,6 +42,7 @@ def test_estimated_dice_and_the_gain_of_more_paint_are_shown(session):
     assert widget.train()
     wait_idle(widget, qtbot)
     assert "Estimated Dice" in widget.training.estimate_label.text()
+    assert "only painted slice" not in widget.training.estimate_label.text()  # 3 painted slices: no note
     assert "estimated Dice" in widget.model_panel.info.text()
     first = widget.state.estimates[-1]
     assert first.painted == 3 and "with 3 painted" in widget.guidance.progress_label.text()
@@ -54,6 +55,19 @@ def test_estimated_dice_and_the_gain_of_more_paint_are_shown(session):
     wait_idle(widget, qtbot)
     assert widget.state.estimates[-1].painted == 4
     assert "the last painting added" in widget.guidance.progress_label.text()
+
+
+def test_an_estimate_from_one_painted_slice_says_what_it_cannot_see(session):
+    viewer, widget, qtbot = session
+    layer = viewer.layers["scribbles"]
+    painted = np.flatnonzero(layer.data.any(axis=(0, 1)))
+    layer.data[:, :, painted[1:]] = 0  # the user painted one slice only
+    layer.refresh()
+    widget.apply_settings(FAST.copy(iterations=8, holdout=0.3))
+    assert widget.train()
+    wait_idle(widget, qtbot)
+    said = widget.training.estimate_label.text()
+    assert said.startswith("Estimated Dice") and "Held out on the only painted slice" in said
 
 
 def test_saving_never_replaces_a_file_unasked(session, notes, tmp_path):

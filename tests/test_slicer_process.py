@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("slicer_core", reason="needs PyPI slicer-core (Slicer's MRML and Segmentations logic)")
@@ -20,6 +21,7 @@ MODULE_DIR = Path(__file__).resolve().parents[1] / "slicer_module" / "ContrastSe
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
+from ContrastSegLib import messages  # noqa: E402
 from ContrastSegLib.process import ProcessRunner, cli_command, parse_event, python_executable  # noqa: E402
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="checks process groups through /proc and signals")
@@ -70,6 +72,22 @@ def test_parse_event():
     assert parse_event("/tmp/x.nii -> /tmp/y.nii") is None
     assert parse_event('{"not": "an event"}') is None
     assert parse_event("{broken") is None
+
+
+def test_the_estimate_texts_carry_the_trainers_note():
+    from napari_contrastseg.core.events import Estimate
+    from napari_contrastseg.core.holdout import estimate_note
+
+    one_slice = np.zeros((4, 8, 8), np.uint8)
+    one_slice[2, :, :4], one_slice[2, :, 4:] = 1, 2
+    note = estimate_note([one_slice], None)
+    event = parse_event(Estimate(12, 3.0, {"background": 0.9, "tumour": 0.8}, 0.8, True, note).to_json())
+    said = messages.estimate_text(event["mean"], event["note"])
+    assert said.startswith("Estimated Dice 0.80") and "only painted slice" in said
+    assert "only painted slice" in messages.gain_text([(1, 0.8)], event["note"])
+    added = messages.gain_text([(1, 0.8), (2, 0.85)])
+    assert added == "Estimated Dice 0.85 with 2 painted slices; the last painting added +0.05."
+    assert messages.estimate_text(0.8) == "Estimated Dice 0.80 (on the held-out share of the painting)"
 
 
 def test_poll_returns_complete_lines_as_they_come(tmp_path):

@@ -260,6 +260,7 @@ def _run_training(
     else:
         estimate = finished.estimate
         said = "" if estimate is None else f"; estimated Dice {estimate.mean:.3f} on the held-out painting"
+        said += f" ({estimate.note})" if estimate is not None and estimate.note else ""
         print(
             f"{finished.stop_reason}: stopped after {finished.iteration} iterations in {finished.seconds:.1f} s"
             f"{said}; model written to {path}"

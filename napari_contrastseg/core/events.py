@@ -128,7 +128,8 @@ class Estimate(TrainingEvent):
 
     ``dice``: class name -> Dice over that class's held-out voxels (classes with none held out are missing);
     ``mean``: the mean over foreground classes (2..K), NaN if none is held out; ``best``: whether these are the
-    best weights so far (the ones a finished run returns).
+    best weights so far (the ones a finished run returns); ``note``: what the estimate cannot see, for the user
+    (:func:`~.holdout.estimate_note`; empty when nothing needs saying).
     """
 
     iteration: int
@@ -136,6 +137,7 @@ class Estimate(TrainingEvent):
     dice: dict[str, float]
     mean: float
     best: bool
+    note: str = ""
     kind: str = field(init=False, default="estimate")
 
 

@@ -24,6 +24,29 @@ MAX_SHARE = 0.5
 MAX_BLOCKS = 48
 
 
+def estimate_note(labels: Sequence[np.ndarray], slice_axis: int | None) -> str:
+    """What the held-out estimate cannot see, in a sentence for the user ("" when nothing needs saying).
+
+    ``labels``: each image's painting ``(*S)``; ``slice_axis``: the axis a 2D network slices volumes along (None:
+    the volume axis with the fewest painted slices). When every volume holds paint on one slice only, the held-out
+    share lies on that slice, beside the trained voxels: it says how well the painted slice is learnt, not how the
+    other slices fare, and it ran far above the true Dice on the development suite (docs/benchmarks.md)."""
+    volumes = [np.asarray(lab) > 0 for lab in labels if np.ndim(lab) == 3]
+    if not volumes or len(volumes) != len(labels):
+        return ""
+
+    def slices(painted: np.ndarray, axis: int) -> int:
+        return int(painted.any(axis=tuple(a for a in range(3) if a != axis)).sum())
+
+    axes = range(3) if slice_axis is None else (slice_axis % 3,)
+    if sum(min(slices(p, a) for a in axes) for p in volumes) != 1:
+        return ""
+    return (
+        "held out on the only painted slice, so it cannot see how the other slices fare and is usually too high: "
+        "paint a second slice for an estimate that can"
+    )
+
+
 def block_ids(
     shape: tuple[int, ...], flat: np.ndarray, block: int, slice_axis: int | None, spatial_dims: int
 ) -> np.ndarray:

@@ -25,7 +25,7 @@ from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .forest import ForestLabels, PixelForest, forest_labels, slices_first
-from .holdout import HeldOutSet, split_painting
+from .holdout import HeldOutSet, estimate_note, split_painting
 from .inference import predict_normalized
 from .methods import Batch, create_method
 from .methods.schedule import seeded_generator
@@ -129,6 +129,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     sampler = PatchSampler(plan.images, train_labels, tuple(info.patch_size), info.slice_axis, rng,
                            info.network.context, config.sampling_balance)  # fmt: skip
     held_out = HeldOutSet(sampler, held, config.holdout, info.slice_axis, info.spatial_dims, rng)
+    note = estimate_note(plan.labels, info.slice_axis)
     augment = SpatialAugment(config.augmentation, info.spatial_dims, seeded_generator())
     plateau, best = Plateau(config.holdout, method.final_stage_start), None  # pre-training stages don't count
     batch_size = config.batch_size
@@ -187,7 +188,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         yield Step(iteration, config.iterations, losses, optimizer.param_groups[0]["lr"], iteration / elapsed,
                    batch_size, progress, elapsed)  # fmt: skip
         if len(held_out) and distributed.any_rank(plateau.due(progress, elapsed), device):
-            estimate, best = _estimate(scored, held_out, plateau, info, iteration, budget, device, best)
+            estimate, best = _estimate(scored, held_out, plateau, info, iteration, budget, device, best, note)
             yield estimate
             if plateau.stalled(progress):
                 reason = "no longer improving"
@@ -204,7 +205,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
             yield Checkpoint(iteration, str(snapshot.save(Path(checkpoint_dir) / "checkpoint.safetensors")))
     final = None
     if len(held_out) and iteration:
-        final, best = _estimate(scored, held_out, plateau, info, iteration, budget, device, best)
+        final, best = _estimate(scored, held_out, plateau, info, iteration, budget, device, best, note)
         yield final
         if best is not None and best[1] is not final:
             scored.load_state_dict(best[0])
@@ -245,8 +246,9 @@ def _smaller_batch(optimizer, batch_size: int, device: torch.device) -> int:
     return max(1, batch_size // 2)
 
 
-def _estimate(network, held_out, plateau, info, iteration, budget, device, best):
-    """Score the held-out painting; returns the :class:`Estimate` and the best ``(state, estimate)`` so far."""
+def _estimate(network, held_out, plateau, info, iteration, budget, device, best, note=""):
+    """Score the held-out painting; returns the :class:`Estimate` (with ``note``, what it cannot see) and the best
+    ``(state, estimate)`` so far."""
     start = time.perf_counter()
     scores = held_out.dice(network, device)
     foreground = [d for c, d in scores.items() if c > 1]  # the split holds out foreground whenever it holds out any
@@ -255,7 +257,7 @@ def _estimate(network, held_out, plateau, info, iteration, budget, device, best)
     improved = plateau.update(mean, progress, budget.elapsed, time.perf_counter() - start)
     best = best if math.isfinite(plateau.best) else None  # weights of pre-training stages are not kept
     dice = {info.class_names[c - 1]: d for c, d in scores.items()}
-    estimate = Estimate(iteration, round(budget.elapsed, 3), dice, mean, improved)
+    estimate = Estimate(iteration, round(budget.elapsed, 3), dice, mean, improved, note)
     if improved:
         best = ({k: v.detach().clone() for k, v in network.state_dict().items()}, estimate)
     return estimate, best

@@ -58,6 +58,7 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._observedSegmentation = None
         self._timer = None
+        self._estimateNote = ""  # what the last estimate cannot see (the trainer's note)
         self._predictionTarget = None  # (volume, painted segmentation) of the running Apply
         self._uncertaintyNode = None
 
@@ -275,7 +276,8 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.value = messages.progress_value(event)
             self.ui.statusLabel.text = messages.step_text(event, self.logic.device_description)
         elif kind == "estimate":
-            self.ui.estimateLabel.text = messages.estimate_text(event.get("mean"))
+            self._estimateNote = event.get("note", "")
+            self.ui.estimateLabel.text = messages.estimate_text(event.get("mean"), self._estimateNote)
         elif kind == "progress":
             self.ui.progressBar.maximum = max(1, int(event["total"]))
             self.ui.progressBar.value = int(event["done"])
@@ -298,7 +300,7 @@ class ContrastSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         if event.get("task") == "train":
             self.ui.progressBar.value = self.ui.progressBar.maximum
-            self.ui.estimateLabel.text = messages.gain_text(self.logic.estimates)
+            self.ui.estimateLabel.text = messages.gain_text(self.logic.estimates, self._estimateNote)
             self.setStatus(event["message"] + " " + _("Press Apply to segment the volume."))
             return
         if event.get("task") == "suggest":

@@ -224,7 +224,7 @@ class TrainingPanel(QGroupBox):
     def _on_estimate(self, run: Run, event) -> None:
         if math.isfinite(event.mean):
             said = f"Estimated Dice {event.mean:.2f} (held-out painting, iteration {event.iteration})"
-            self.estimate_label.setText(said)
+            self.estimate_label.setText(with_note(said, event.note))
 
     def _on_finished(self, run: Run, event) -> None:
         if run.request.config.pretrain:
@@ -243,7 +243,8 @@ class TrainingPanel(QGroupBox):
         if estimate is not None and math.isfinite(estimate.mean):
             painted = painted_count(run.request.data.labels, event.model.info.slice_axis)
             self.state.estimates = (*self.state.estimates, PaintedEstimate(painted, estimate.mean))
-            self.estimate_label.setText(f"Estimated Dice {estimate.mean:.2f} ({event.stop_reason})")
+            said = f"Estimated Dice {estimate.mean:.2f} ({event.stop_reason})"
+            self.estimate_label.setText(with_note(said, estimate.note))
         if event.cancelled:
             show_info(
                 f"Stopped after {event.iteration} iterations. The model keeps the best weights it learned: "
@@ -305,3 +306,8 @@ class TrainingPanel(QGroupBox):
     def release(self) -> None:
         with contextlib.suppress(Exception):
             self._dims.disconnect(self._follow_slice)
+
+
+def with_note(said: str, note: str) -> str:
+    """An estimate's text and, on a line of its own, its note (what it cannot see), if it has one."""
+    return f"{said}\n{note[:1].upper()}{note[1:]}." if note else said

@@ -32,14 +32,16 @@ def progress_value(event: dict) -> int:
     return round(float(event.get("progress", 0.0)) * BAR_UNITS)
 
 
-def estimate_text(mean) -> str:
+def estimate_text(mean, note: str = "") -> str:
+    """An estimate event's mean Dice, and its ``note`` (what it cannot see) where it has one."""
     if not isinstance(mean, (int, float)) or not np.isfinite(mean):
         return ""
-    return f"Estimated Dice {mean:.2f} (on the held-out share of the painting)"
+    return f"Estimated Dice {mean:.2f} (on the held-out share of the painting)" + (f": {note}." if note else "")
 
 
-def gain_text(estimates: list[tuple[int, float]]) -> str:
-    """After each training: the estimate, and what the last painting added (the "does more paint help?" signal)."""
+def gain_text(estimates: list[tuple[int, float]], note: str = "") -> str:
+    """After each training: the estimate, what the last painting added (the "does more paint help?" signal) and
+    the last estimate's ``note``."""
     if not estimates:
         return ""
     painted, mean = estimates[-1]
@@ -50,7 +52,7 @@ def gain_text(estimates: list[tuple[int, float]]) -> str:
         text += f"; the last painting added {gain:+.2f}"
         if gain < SMALL_GAIN:
             text += " (little: more paint may no longer help much)"
-    return text + "."
+    return text + (f"; {note}." if note else ".")
 
 
 def suggestion_text(suggestion: dict) -> str:
