@@ -76,7 +76,7 @@ class Volume:
     intensity_scale: float = 1.0
     source: dict[str, str] = field(default_factory=dict)
     licence_file: Path | None = None
-    slice_axis: int = 2  # the protocol's painting axis
+    slice_axis: int | None = 2  # the protocol's painting axis; None: a 2D image, painted in its top-left tile
 
 
 def cache_dir() -> Path:
@@ -217,32 +217,34 @@ def load_colin27_small() -> Volume:
     return load_colin27("colin27-small", {label: AAL_CLASSES[label]})
 
 
-def load_stardist_nuclei3d() -> Volume:
-    """StarDist's 3D fluorescence nuclei example (wheel data), foreground = any nucleus."""
+def load_stardist_nuclei(dims: int = 3) -> Volume:
+    """StarDist's 3D (``dims=3``, slice axis z) or 2D fluorescence nuclei example (wheel data), foreground = any
+    nucleus. The 2D image is painted in its top-left tile (shared/docs/benchmark-protocol.md)."""
     import tifffile
 
     wheel = fetch_pypi("stardist", STARDIST_VERSION)
+    files = {n: f"stardist/data/images/{n}{dims}d.tif" for n in ("img", "mask")}
     with zipfile.ZipFile(wheel) as archive:
-        image, mask = (tifffile.imread(archive.open(f"stardist/data/images/{n}3d.tif")) for n in ("img", "mask"))
+        image, mask = (tifffile.imread(archive.open(f)) for f in files.values())
         licence = next((n for n in archive.namelist() if n.endswith(("LICENSE", "LICENSE.txt"))), None)
         root = wheel.parent / "extracted"
         if licence:
             archive.extract(licence, root)
     return Volume(
-        name="stardist-nuclei3d",
+        name=f"stardist-nuclei{dims}d",
         image=image.astype(np.float32),
         ground_truth=(mask > 0).astype(np.uint8) + 1,
-        spacing=(1.0, 1.0, 1.0),
+        spacing=(1.0,) * dims,
         affine=np.eye(4),
         class_names=["background", "nucleus"],
         source={
             "package": "pypi:stardist",
             "version": STARDIST_VERSION,
-            "image": "stardist/data/images/img3d.tif",
-            "labels": "stardist/data/images/mask3d.tif",
+            "image": files["img"],
+            "labels": files["mask"],
         },  # fmt: skip
         licence_file=root / licence if licence else None,
-        slice_axis=0,
+        slice_axis=0 if dims == 3 else None,
     )
 
 
@@ -286,13 +288,17 @@ LOADERS = {
     "colin27-deep": load_colin27,
     "icbm-tissue": load_icbm_tissue,
     "colin27-small": load_colin27_small,
-    "stardist-nuclei3d": load_stardist_nuclei3d,
+    "stardist-nuclei3d": load_stardist_nuclei,
     "radiomics-lung1": lambda: load_radiomics_lesion("lung1"),
     "radiomics-brain2": lambda: load_radiomics_lesion("brain2"),
     "radiomics-breast1": lambda: load_radiomics_lesion("breast1"),
 }
-#: Further tasks: a development task on Colin27 with other AAL regions (choices made there never see scores).
-EXTRA_LOADERS = {"colin27-dev": lambda: load_colin27("colin27-dev", AAL_DEV_CLASSES)}
+#: Further tasks: a development task on Colin27 with other AAL regions (choices made there never see scores), and
+#: the one 2D image (the suite's choices were all made on volumes).
+EXTRA_LOADERS = {
+    "colin27-dev": lambda: load_colin27("colin27-dev", AAL_DEV_CLASSES),
+    "stardist-nuclei2d": lambda: load_stardist_nuclei(2),
+}
 SUITE = tuple(LOADERS)
 
 
@@ -316,8 +322,8 @@ def describe(names: tuple[str, ...] = SUITE) -> None:
     for name in names:
         vol = load_dataset(name)
         fg = vol.ground_truth > 1
-        others = tuple(a for a in range(fg.ndim) if a != vol.slice_axis)
-        holding = np.flatnonzero(fg.any(axis=others))
+        others = tuple(a for a in range(fg.ndim) if a != (0 if vol.slice_axis is None else vol.slice_axis))
+        holding = np.flatnonzero(fg.any(axis=others))  # a 2D image: its rows
         spacing = " x ".join(f"{s:.2f}" for s in vol.spacing)
         print(f"| {name} | {' x '.join(map(str, vol.image.shape))} | {spacing} | {vol.slice_axis} | "
               f"{len(vol.class_names) - 1} | {int(fg.sum()):,} ({100 * fg.mean():.2f} %) | "

@@ -14,8 +14,11 @@ def slice_features(image2d: np.ndarray) -> np.ndarray:
     return multiscale_basic_features(image2d, intensity=True, edges=True, texture=True, sigma_min=1, sigma_max=8)
 
 
-def rf_segment(image: np.ndarray, painted: np.ndarray, axis: int = -1, seed: int = 0) -> np.ndarray:
-    """Train on painted voxels of the painted slices (2D features per slice along ``axis``); predict every voxel."""
+def rf_segment(image: np.ndarray, painted: np.ndarray, axis: int | None = -1, seed: int = 0) -> np.ndarray:
+    """Train on painted voxels of the painted slices (2D features per slice along ``axis``; ``None``: a 2D image);
+    predict every voxel."""
+    if axis is None:
+        return rf_segment(image[None], painted[None], 0, seed)[0]
     img = np.moveaxis(image.astype(np.float32), axis, 0)
     lab = np.moveaxis(painted, axis, 0)
     img = (img - img.min()) / max(float(np.ptp(img)), 1e-6)

@@ -5,14 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 from napari_contrastseg.core.metrics import dice_per_class, hd95_per_class
-from napari_contrastseg.samples.protocol import paint_scribbles, paint_slices, painted_slice_indices
+from napari_contrastseg.samples.protocol import (
+    paint_scribbles,
+    paint_slices,
+    paint_tile,
+    painted_slice_indices,
+    painted_tile,
+)
 
 
-def paint(truth: np.ndarray, spec: str, seed: int, axis: int = -1) -> np.ndarray:
-    """``slices:N`` or ``scribbles:N`` along ``axis``, as the protocol defines them."""
+def paint(truth: np.ndarray, spec: str, seed: int, axis: int | None = -1) -> np.ndarray:
+    """``slices:N`` or ``scribbles:N`` along ``axis``, as the protocol defines them; ``axis=None``: a 2D image,
+    whose painting is its top-left tile, whole or scribbled, whatever ``N``."""
     kind, n = spec.split(":")
     if kind not in ("slices", "scribbles"):
         raise ValueError(f"painting must be slices:N or scribbles:N, not {spec!r}")
+    if axis is None:
+        return paint_tile(truth, kind == "scribbles", seed)
     return paint_slices(truth, int(n), axis) if kind == "slices" else paint_scribbles(truth, int(n), axis, seed)
 
 
@@ -40,9 +49,14 @@ def score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, spacing, with_h
     return out
 
 
-def painted_slice_volumes(pred: np.ndarray, painted: np.ndarray, axis: int) -> dict[str, list[int]]:
-    """Per class: ``[predicted, painted]`` voxels on the painted slices (for whole-slice paintings: how far the
-    predicted volume of each class is from the painting, e.g. a rare class flooded or missed)."""
-    index = painted_slice_indices(painted, axis)
-    p, t = np.take(pred, index, axis=axis), np.take(painted, index, axis=axis)
+def painted_slice_volumes(pred: np.ndarray, painted: np.ndarray, axis: int | None) -> dict[str, list[int]]:
+    """Per class: ``[predicted, painted]`` voxels on the painted slices (a 2D image: in its painted tile; for
+    whole-slice paintings: how far the predicted volume of each class is from the painting, e.g. a rare class
+    flooded or missed)."""
+    if axis is None:
+        tile = painted_tile(painted.shape)
+        p, t = pred[tile], painted[tile]
+    else:
+        index = painted_slice_indices(painted, axis)
+        p, t = np.take(pred, index, axis=axis), np.take(painted, index, axis=axis)
     return {str(c): [int((p == c).sum()), int((t == c).sum())] for c in range(2, int(painted.max()) + 1)}

@@ -1,22 +1,20 @@
 """The benchmark's Colin27 tasks: AAL regions -> classes, and a development task that shares no label with the
-scored one (so that choices made on it never tune on scored voxels)."""
+scored one (so that choices made on it never tune on scored voxels); the 2D nuclei image through the painting, the
+forest and the scoring."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+import zipfile
 
 import nibabel as nib
 import numpy as np
 import pytest
+import tifffile
+from benchmark_scripts import load
 
-_spec = importlib.util.spec_from_file_location(
-    "benchmark_datasets", Path(__file__).resolve().parents[1] / "benchmarks" / "datasets.py"
-)
-datasets = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = datasets  # dataclasses look their module up there
-_spec.loader.exec_module(datasets)
+from napari_contrastseg.samples.protocol import unpainted_mask
+
+datasets = load("datasets", register_as="benchmark_datasets")
 
 
 def test_development_task_shares_no_region_with_the_scored_task() -> None:
@@ -45,3 +43,32 @@ def test_colin27_tasks_turn_their_aal_regions_into_classes(tmp_path, monkeypatch
         assert volume.ground_truth[aal == label].tolist() == [value]
     assert (volume.ground_truth == 1).sum() == aal.size - len(classes)
     np.testing.assert_array_equal(volume.image, aal * 3.0)
+
+
+def test_the_2d_nuclei_image_is_painted_in_its_tile_and_scored_outside_it(tmp_path, monkeypatch) -> None:
+    # the stardist wheel as if already downloaded: a 2D image of two bright discs, one inside the top-left tile
+    yy, xx = np.mgrid[:64, :80]
+    mask = ((yy - 8) ** 2 + (xx - 9) ** 2 < 25).astype(np.uint16) + 2 * ((yy - 40) ** 2 + (xx - 50) ** 2 < 64)
+    image = (mask > 0) * 200.0 + np.random.default_rng(0).normal(20, 5, mask.shape)
+    folder = tmp_path / f"stardist-{datasets.STARDIST_VERSION}"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / f"stardist-{datasets.STARDIST_VERSION}-py3-none-any.whl", "w") as wheel:
+        for name, array in (("img2d", image.astype(np.uint16)), ("mask2d", mask)):
+            path = tmp_path / f"{name}.tif"
+            tifffile.imwrite(path, array)
+            wheel.write(path, f"stardist/data/images/{name}.tif")
+    monkeypatch.setenv("CONTRASTSEG_DATA", str(tmp_path))
+    scoring, forest = load("scoring"), load("rf_baseline")
+
+    volume = datasets.load_dataset("stardist-nuclei2d")
+    painted = scoring.paint(volume.ground_truth, "slices:3", 0, volume.slice_axis)
+    predicted = forest.rf_segment(volume.image, painted, volume.slice_axis)
+    scored = scoring.score(predicted, volume.ground_truth, unpainted_mask(painted, volume.slice_axis), None, False)
+
+    assert volume.slice_axis is None and volume.image.shape == (64, 80)
+    np.testing.assert_array_equal(volume.ground_truth, (mask > 0) + 1)
+    assert painted[:16, :20].all() and not painted[16:].any() and not painted[:, 20:].any()
+    assert scored["true_voxels"]["2"] == int((mask == 2).sum())  # only the disc outside the tile is scored
+    assert scored["mean_dice"] > 0.9
+    volumes = scoring.painted_slice_volumes(predicted, painted, volume.slice_axis)
+    assert volumes["2"][1] == int((mask == 1).sum())

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_scripts import load
 
 from napari_contrastseg.samples.protocol import paint_slices, painted_slice_indices
 
-_path = Path(__file__).resolve().parents[1] / "benchmarks" / "painted_slice_cv.py"
-_spec = importlib.util.spec_from_file_location("painted_slice_cv", _path)
-painted_slice_cv = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = painted_slice_cv
-_spec.loader.exec_module(painted_slice_cv)
+painted_slice_cv = load("painted_slice_cv", register_as="painted_slice_cv")
 
 
 def test_each_fold_holds_out_one_painted_slice_and_scores_only_it() -> None:
@@ -31,17 +24,8 @@ def test_each_fold_holds_out_one_painted_slice_and_scores_only_it() -> None:
         assert mask[..., index].all() and mask.sum() == mask[..., index].size  # the held-out slice, nothing else
 
 
-def _benchmark(name: str):
-    """A script of ``benchmarks/`` as a module."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_estimates_are_ranked_against_the_blend_on_the_held_out_slice() -> None:
-    report = _benchmark("report_estimate_cv")
+    report = load("report_estimate_cv")
     runs = []
     for fold, truth in enumerate([0.2, 0.5, 0.9, 0.7]):
         runs.append({"label": "e.seed0+blend", "dataset": "t", "held_out_slice": fold, "mean_dice": truth})
@@ -64,7 +48,7 @@ def test_estimates_are_ranked_against_the_blend_on_the_held_out_slice() -> None:
 
 
 def test_saved_probabilities_are_combined_smoothed_and_scored_per_fold(tmp_path) -> None:
-    report = _benchmark("report_blend_cv")
+    report = load("report_blend_cv")
     sure = np.zeros((3, 2, 4, 4), np.float16)
     sure[:, 0, :, :2], sure[:, 1, :, 2:] = 1, 1  # left half class 1, right half class 2, on all three slices
     unsure = np.full((3, 2, 4, 4), 0.5, np.float16)

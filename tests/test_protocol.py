@@ -9,7 +9,9 @@ from napari_contrastseg.samples.protocol import (
     choose_slices,
     paint_scribbles,
     paint_slices,
+    paint_tile,
     painted_slice_indices,
+    painted_tile,
     unpainted_mask,
 )
 
@@ -82,3 +84,33 @@ def test_unpainted_mask_excludes_painted_slices() -> None:
 def test_no_foreground_raises() -> None:
     with pytest.raises(ValueError):
         paint_slices(np.ones((4, 4, 4), dtype=np.uint8), 3)
+
+
+def synthetic_image() -> np.ndarray:
+    """80x120 image: background 1, class 2 in a square inside the top-left tile and in one outside it."""
+    gt = np.ones((80, 120), dtype=np.uint8)
+    gt[5:15, 10:25] = 2
+    gt[50:70, 60:90] = 2
+    return gt
+
+
+def test_tile_painting_of_a_2d_image() -> None:
+    gt = synthetic_image()
+    assert painted_tile(gt.shape) == (slice(0, 20), slice(0, 30))
+    whole = paint_tile(gt)
+    np.testing.assert_array_equal(whole[:20, :30], gt[:20, :30])
+    assert not whole[20:].any() and not whole[:, 30:].any()
+    strokes = paint_tile(gt, scribbles=True, seed=3)
+    assert set(np.unique(strokes)) == {0, 1, 2} and (strokes > 0).sum() < (whole > 0).sum()
+    assert np.all((strokes == 0) | (strokes == gt)) and not strokes[20:].any()
+    mask = unpainted_mask(strokes, axis=None)
+    assert not mask[:20, :30].any() and mask[20:].all() and mask[:, 30:].all()
+
+
+def test_tile_painting_refuses_a_tile_without_foreground() -> None:
+    gt = synthetic_image()
+    gt[:20, :30] = 1
+    with pytest.raises(ValueError, match="tile"):
+        paint_tile(gt)
+    with pytest.raises(ValueError, match="2D"):
+        paint_tile(synthetic_volume())

@@ -15,6 +15,8 @@ SCRIBBLE_SQUARE = 5
 SCRIBBLE_EROSION = 2
 #: One scribble centre per this many pixels of the eroded class region.
 SCRIBBLE_DENSITY = 200
+#: 2D images: the painting lies in the top-left tile whose sides are this fraction of the image's.
+TILE_FRACTION = 4
 
 
 def _out_dtype(ground_truth: np.ndarray) -> type[np.unsignedinteger]:
@@ -67,14 +69,38 @@ def paint_scribbles(ground_truth: np.ndarray, n: int, axis: int = -1, seed: int 
     return painted
 
 
+def painted_tile(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """A 2D image's protocol tile: the top-left quarter of each side (at least one pixel)."""
+    return tuple(slice(0, max(1, size // TILE_FRACTION)) for size in shape)
+
+
+def paint_tile(ground_truth: np.ndarray, scribbles: bool = False, seed: int = 0) -> np.ndarray:
+    """A 2D image's protocol painting: the tile (:func:`painted_tile`) painted completely, or with ``scribbles``
+    only the strokes of :func:`paint_scribbles` inside it; 0 elsewhere."""
+    if ground_truth.ndim != 2:
+        raise ValueError(f"the tile painting is for 2D images, got {ground_truth.ndim} dimensions")
+    tile = painted_tile(ground_truth.shape)
+    if not (ground_truth[tile] >= 2).any():
+        raise ValueError("the tile holds no foreground class (values >= 2)")
+    painted = np.zeros(ground_truth.shape, dtype=_out_dtype(ground_truth))
+    plane = np.asarray(ground_truth[tile])
+    painted[tile] = _scribble_plane(plane, np.random.default_rng(seed)) if scribbles else plane
+    return painted
+
+
 def painted_slice_indices(painted: np.ndarray, axis: int = -1) -> list[int]:
     """Indices of slices along ``axis`` that contain at least one painted voxel."""
     other = tuple(i for i in range(painted.ndim) if i != axis % painted.ndim)
     return [int(i) for i in np.flatnonzero(np.any(painted > 0, axis=other))]
 
 
-def unpainted_mask(painted: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Boolean mask, True on every voxel of slices that contain no painted voxel (the scoring region)."""
+def unpainted_mask(painted: np.ndarray, axis: int | None = -1) -> np.ndarray:
+    """Boolean mask, True on every voxel of slices that contain no painted voxel (the scoring region); with
+    ``axis=None`` (a 2D image painted in its tile), True outside the tile."""
+    if axis is None:
+        mask = np.ones(painted.shape, dtype=bool)
+        mask[painted_tile(painted.shape)] = False
+        return mask
     axis = axis % painted.ndim
     other = tuple(i for i in range(painted.ndim) if i != axis)
     keep = ~np.any(painted > 0, axis=other, keepdims=True)
