@@ -72,3 +72,18 @@ def test_the_2d_nuclei_image_is_painted_in_its_tile_and_scored_outside_it(tmp_pa
     assert scored["mean_dice"] > 0.9
     volumes = scoring.painted_slice_volumes(predicted, painted, volume.slice_axis)
     assert volumes["2"][1] == int((mask == 1).sum())
+
+
+def test_the_nnunet_anchor_ignores_unpainted_voxels_and_slices_along_the_painting() -> None:
+    anchor = load("nnunet_anchor")
+    painted = np.zeros((4, 5, 6), dtype=np.uint8)
+    painted[..., 2] = 1
+    painted[1:3, 1:3, 2] = 3
+
+    labels = anchor.nnunet_labels(painted, n_classes=3)
+
+    assert labels[..., 2].tolist() == (painted[..., 2] - 1).tolist()  # background 0, classes 1..K-1
+    assert (labels[..., [0, 1, 3, 4, 5]] == 3).all()  # unpainted: the ignore label, the highest value
+    first = anchor.slices_first(painted, 2)
+    assert first.shape == (6, 4, 5) and first[2].any() and not first[[0, 1, 3, 4, 5]].any()
+    assert anchor.slices_first(painted[..., 2], None).shape == (1, 4, 5)

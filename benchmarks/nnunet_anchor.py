@@ -1,0 +1,209 @@
+"""A peer anchor nobody here wrote: nnU-Net v2's ``2d`` configuration trained on the suite's paintings with its ignore
+label, for the same wall-clock as our default, scored as ``suite.py`` scores (issue 17).
+
+Each task and painting becomes a one-case nnU-Net dataset: the image as ``imagesTr/case_0000.nii.gz`` (channel
+``CT`` for the CT task, so that nnU-Net applies its CT normalisation; z-score otherwise), the painting as
+``labelsTr/case.nii.gz`` with unpainted voxels set to the ``ignore`` label (the highest value, nnU-Net's rule).
+nnU-Net plans and preprocesses it (``2d`` only; not timed) and ``nnUNetTrainer`` trains on fold ``all`` through its
+own methods (data loader, augmentation, loss, optimiser), in epochs of ``--iterations-per-epoch`` steps with one
+validation step each, until ``--budget`` seconds of training have passed; its poly learning-rate schedule is
+compressed to the epochs that the first epoch's time says will fit. The in-memory network then predicts the whole
+image (no mirroring), and the never-painted slices are scored. Rows go to ``--out`` in ``suite.py``'s format, method
+``nnunet-2d``, so that ``report_suite.py`` puts them next to ours.
+
+nnU-Net is not a dependency of the package; run this with it installed (it pulls its own PyTorch: pin the one used
+for the other rows), for example::
+
+    python -m venv --system-site-packages /tmp/nnenv && /tmp/nnenv/bin/pip install nnunetv2 torch==2.13.0
+    /tmp/nnenv/bin/python benchmarks/nnunet_anchor.py --paint slices:1,scribbles:3 --seeds 0 \\
+        --out docs/results/suite/nnunet.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import SUITE, Volume, load_dataset  # noqa: E402
+from scoring import paint, painted_slice_volumes, score  # noqa: E402
+from suite import pause_point  # noqa: E402
+
+from napari_contrastseg.samples.protocol import unpainted_mask  # noqa: E402
+
+METHOD = "nnunet-2d"
+DATASET_ID = 901
+CT_TASKS = ("radiomics-lung1",)
+
+
+def nnunet_labels(painted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Our painting (0 unpainted, 1 background, 2..K classes) in nnU-Net's values: 0..K-1, unpainted = K (ignore)."""
+    out = painted.astype(np.int16) - 1
+    out[painted == 0] = n_classes
+    return out.astype(np.uint8)
+
+
+def slices_first(array: np.ndarray, axis: int | None) -> np.ndarray:
+    """``array`` with its slice axis first (a 2D image gets a first axis of one), the order nnU-Net's ``2d``
+    configuration slices along when the spacing is equal (and the order SimpleITK's arrays have)."""
+    return array[None] if axis is None else np.moveaxis(array, axis, 0)
+
+
+def write_raw(root: Path, vol: Volume, painted: np.ndarray) -> tuple[str, tuple[float, ...]]:
+    """The one-case raw dataset under ``root``; its name and the spacing in the written arrays' axis order."""
+    import SimpleITK as sitk
+
+    name = f"Dataset{DATASET_ID}_{vol.name.replace('-', '')}"
+    folder = root / name
+    (folder / "imagesTr").mkdir(parents=True)
+    (folder / "labelsTr").mkdir()
+    axis = vol.slice_axis
+    spacing = (1.0, *vol.spacing) if axis is None else (vol.spacing[axis], *np.delete(vol.spacing, axis))
+    n_classes = len(vol.class_names)
+    for array, path in ((vol.image.astype(np.float32), "imagesTr/case_0000.nii.gz"),
+                        (nnunet_labels(painted, n_classes), "labelsTr/case.nii.gz")):  # fmt: skip
+        image = sitk.GetImageFromArray(slices_first(array, axis))
+        image.SetSpacing(tuple(float(s) for s in spacing[::-1]))  # SimpleITK: x, y, z
+        sitk.WriteImage(image, str(folder / path))
+    labels = {n if i else "background": i for i, n in enumerate(vol.class_names)}
+    dataset = {
+        "channel_names": {"0": "CT" if vol.name in CT_TASKS else "image"},
+        "labels": {**labels, "ignore": n_classes},
+        "numTraining": 1,
+        "file_ending": ".nii.gz",
+    }
+    (folder / "dataset.json").write_text(json.dumps(dataset, indent=1))
+    return name, tuple(float(s) for s in spacing)
+
+
+def train_for(seconds: float, iterations_per_epoch: int, seed: int):
+    """nnU-Net's trainer on the prepared dataset, trained for ``seconds``; returns it and what the run did."""
+    import torch
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprints,
+        plan_experiments,
+        preprocess,
+    )
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    start = time.perf_counter()
+    extract_fingerprints([DATASET_ID], num_processes=1, check_dataset_integrity=True, verbose=False)
+    plan_experiments([DATASET_ID])
+    preprocess([DATASET_ID], configurations=("2d",), num_processes=(1,), show_progress_bar=False)
+    prepared = time.perf_counter() - start
+    trainer = get_trainer_from_args(str(DATASET_ID), "2d", "all", device=torch.device("cpu"))
+    trainer.num_iterations_per_epoch = iterations_per_epoch
+    trainer.num_val_iterations_per_epoch = 1
+    trainer.on_train_start()
+    start, steps, epochs = time.perf_counter(), 0, 0
+    while time.perf_counter() - start < seconds:
+        began = time.perf_counter()
+        trainer.on_epoch_start()
+        trainer.on_train_epoch_start()
+        outputs = []
+        for _ in range(iterations_per_epoch):
+            outputs.append(trainer.train_step(next(trainer.dataloader_train)))
+            steps += 1
+            if time.perf_counter() - start >= seconds:
+                break
+        trainer.on_train_epoch_end(outputs)
+        with torch.no_grad():
+            trainer.on_validation_epoch_start()
+            trainer.on_validation_epoch_end([trainer.validation_step(next(trainer.dataloader_val))])
+        trainer.on_epoch_end()
+        epochs += 1
+        # the schedule over the epochs that fit (nnU-Net's own: 1000 epochs of 250 steps), as the last one's time says
+        left = seconds - (time.perf_counter() - start)
+        fit = epochs + max(0, math.ceil(left / (time.perf_counter() - began)))
+        trainer.num_epochs = trainer.lr_scheduler.max_steps = fit
+    trained = time.perf_counter() - start
+    trainer.on_train_end()
+    patch = list(trainer.configuration_manager.patch_size)
+    return trainer, {"prepare_seconds": prepared, "train_seconds": trained, "iterations": steps, "epochs": epochs,
+                     "batch_size": trainer.batch_size, "patch_size": patch}  # fmt: skip
+
+
+def predict(trainer, vol: Volume, spacing: tuple[float, ...]) -> np.ndarray:
+    """The trained network's classes for the whole image, in our values (1..K), in the image's axis order."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(use_mirroring=False, perform_everything_on_device=False,
+                                device=torch.device("cpu"), allow_tqdm=False)  # fmt: skip
+    trainer.set_deep_supervision_enabled(False)  # one output, as nnU-Net's own validation predicts
+    network = trainer.network
+    network.eval()
+    predictor.manual_initialization(network, trainer.plans_manager, trainer.configuration_manager,
+                                    [network.state_dict()],
+                                    trainer.dataset_json, type(trainer).__name__, None)  # fmt: skip
+    image = slices_first(vol.image.astype(np.float32), vol.slice_axis)[None]  # (1, Z, Y, X)
+    found = predictor.predict_single_npy_array(image, {"spacing": list(spacing)})
+    found = found[0] if vol.slice_axis is None else np.moveaxis(found, 0, vol.slice_axis)
+    return found.astype(np.uint8) + 1
+
+
+def run(root: Path, vol: Volume, painted: np.ndarray, budget: float, iterations_per_epoch: int, seed: int) -> dict:
+    """One nnU-Net run in ``root`` (emptied first; nnU-Net reads its folders' places once, at import); what it did
+    and its prediction."""
+    for part in ("raw", "preprocessed", "results"):
+        shutil.rmtree(root / part, ignore_errors=True)
+        (root / part).mkdir(parents=True)
+    _, spacing = write_raw(root / "raw", vol, painted)
+    trainer, done = train_for(budget, iterations_per_epoch, seed)
+    start = time.perf_counter()
+    prediction = predict(trainer, vol, spacing)
+    return {"prediction": prediction, "predict_seconds": time.perf_counter() - start, "budget": budget, **done}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(SUITE))
+    parser.add_argument("--paint", default="slices:1,slices:3,scribbles:3")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of training (our default's budget)")
+    parser.add_argument("--iterations-per-epoch", type=int, default=25)
+    parser.add_argument("--label", default=METHOD)
+    parser.add_argument("--out", type=Path, default=Path("benchmark-results/nnunet.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("nnUNet_n_proc_DA", "1")  # one augmentation worker beside the training on 2 cores
+    os.environ.setdefault("nnUNet_compile", "false")
+    scratch = Path(tempfile.mkdtemp(prefix="nnunet-anchor-"))
+    for part in ("raw", "preprocessed", "results"):
+        os.environ[f"nnUNet_{part}"] = str(scratch / part)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(args.out.read_text()) if args.out.exists() else []
+    done = {(r["dataset"], r["paint"], r["method"], r["seed"]) for r in runs}
+    for name in args.datasets.split(","):
+        vol = load_dataset(name)
+        for spec in args.paint.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                if (name, spec, args.label, seed) in done:
+                    continue
+                pause_point()
+                painted = paint(vol.ground_truth, spec, seed, vol.slice_axis)
+                print(f"{name} {spec} seed {seed}: {args.label} ...", flush=True)
+                result = run(scratch, vol, painted, args.budget, args.iterations_per_epoch, seed)
+                labels = result.pop("prediction")
+                scored = {**result, **score(labels, vol.ground_truth, unpainted_mask(painted, vol.slice_axis),
+                                            vol.spacing, True)}  # fmt: skip
+                scored["painted_slice_volumes"] = painted_slice_volumes(labels, painted, vol.slice_axis)
+                runs.append({"dataset": name, "paint": spec, "method": args.label, "seed": seed, **scored})
+                args.out.write_text(json.dumps(runs, indent=1))
+                print(f"  mean Dice {scored['mean_dice']:.3f} after {result['iterations']} steps "
+                      f"({result['epochs']} epochs) in {result['train_seconds']:.0f} s", flush=True)  # fmt: skip
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
