@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import SUITE, load_dataset  # noqa: E402
+from datasets import SUITE, load_volume  # noqa: E402
 from scoring import paint, score  # noqa: E402
 from suite import pause_point  # noqa: E402
 
@@ -128,7 +128,7 @@ def main() -> None:
     points = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {(p["dataset"], p["seed"]) for p in points if p["strategy"] == "even-10"}
     for name in args.datasets.split(","):
-        vol = load_dataset(name)
+        vol = load_volume(name)
         for seed in (int(s) for s in args.seeds.split(",")):
             if (name, seed) in done:
                 continue

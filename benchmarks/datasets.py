@@ -310,6 +310,14 @@ def load_dataset(name: str) -> Volume:
     return loaders[name]()
 
 
+def load_volume(name: str) -> Volume:
+    """:func:`load_dataset` for the benchmarks that paint and score slices of volumes: a 2D image is refused."""
+    vol = load_dataset(name)
+    if vol.slice_axis is None:
+        raise ValueError(f"{name} is a 2D image; this benchmark paints and scores slices of volumes")
+    return vol
+
+
 def _spacing(affine: np.ndarray) -> tuple[float, ...]:
     """Voxel size along each array axis, from the affine."""
     return tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))

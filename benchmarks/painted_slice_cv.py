@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import SUITE, load_dataset  # noqa: E402
+from datasets import SUITE, load_volume  # noqa: E402
 from scoring import paint, score  # noqa: E402
 from suite import METHODS, pause_point, run_forest, run_network, slice_by_slice, with_settings  # noqa: E402
 
@@ -133,7 +133,7 @@ def main() -> None:
     runs = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {(r["dataset"], r["paint"], r["label"], r["seed"], r["held_out_slice"]) for r in runs}
     for name in args.datasets.split(","):
-        vol = load_dataset(name)
+        vol = load_volume(name)
         axis = vol.slice_axis
         painted = paint(vol.ground_truth, args.paint, args.seed, axis)
         for index, rest, _ in folds(painted, axis):

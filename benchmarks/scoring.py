@@ -16,11 +16,13 @@ from napari_contrastseg.samples.protocol import (
 
 def paint(truth: np.ndarray, spec: str, seed: int, axis: int | None = -1) -> np.ndarray:
     """``slices:N`` or ``scribbles:N`` along ``axis``, as the protocol defines them; ``axis=None``: a 2D image,
-    whose painting is its top-left tile, whole or scribbled, whatever ``N``."""
+    whose painting is its top-left tile, whole (``slices:1``) or scribbled (``scribbles:N``, whatever ``N``)."""
     kind, n = spec.split(":")
     if kind not in ("slices", "scribbles"):
         raise ValueError(f"painting must be slices:N or scribbles:N, not {spec!r}")
     if axis is None:
+        if kind == "slices" and int(n) != 1:
+            raise ValueError(f"a 2D image is painted in one tile: use slices:1, not {spec!r}")
         return paint_tile(truth, kind == "scribbles", seed)
     return paint_slices(truth, int(n), axis) if kind == "slices" else paint_scribbles(truth, int(n), axis, seed)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import load_dataset  # noqa: E402
+from datasets import load_volume  # noqa: E402
 from scoring import paint, score  # noqa: E402
 from suite import run_forest, run_network, with_settings  # noqa: E402
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=8, help="print the Dice of every N-th slice")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    vol = load_dataset(args.dataset)
+    vol = load_volume(args.dataset)
     axis = vol.slice_axis
     painted = paint(vol.ground_truth, args.paint, 0, axis)
     if args.method == "rf-features":

@@ -61,7 +61,7 @@ def test_the_2d_nuclei_image_is_painted_in_its_tile_and_scored_outside_it(tmp_pa
     scoring, forest = load("scoring"), load("rf_baseline")
 
     volume = datasets.load_dataset("stardist-nuclei2d")
-    painted = scoring.paint(volume.ground_truth, "slices:3", 0, volume.slice_axis)
+    painted = scoring.paint(volume.ground_truth, "slices:1", 0, volume.slice_axis)
     predicted = forest.rf_segment(volume.image, painted, volume.slice_axis)
     scored = scoring.score(predicted, volume.ground_truth, unpainted_mask(painted, volume.slice_axis), None, False)
 
@@ -72,6 +72,10 @@ def test_the_2d_nuclei_image_is_painted_in_its_tile_and_scored_outside_it(tmp_pa
     assert scored["mean_dice"] > 0.9
     volumes = scoring.painted_slice_volumes(predicted, painted, volume.slice_axis)
     assert volumes["2"][1] == int((mask == 1).sum())
+    with pytest.raises(ValueError, match="slices:1"):  # one tile: more slices would paint the same
+        scoring.paint(volume.ground_truth, "slices:3", 0, volume.slice_axis)
+    with pytest.raises(ValueError, match="2D image"):  # for the benchmarks that paint slices of volumes
+        datasets.load_volume("stardist-nuclei2d")
 
 
 def test_the_nnunet_anchor_ignores_unpainted_voxels_and_slices_along_the_painting() -> None:
@@ -87,3 +91,6 @@ def test_the_nnunet_anchor_ignores_unpainted_voxels_and_slices_along_the_paintin
     first = anchor.slices_first(painted, 2)
     assert first.shape == (6, 4, 5) and first[2].any() and not first[[0, 1, 3, 4, 5]].any()
     assert anchor.slices_first(painted[..., 2], None).shape == (1, 4, 5)
+    # the poly schedule runs over the budget's time: its start, its middle, and its last step from the end on
+    steps = [anchor.schedule_step(t, 60.0) for t in (0.0, 30.0, 60.0, 90.0)]
+    assert steps == [0, anchor.SCHEDULE_STEPS // 2, anchor.SCHEDULE_STEPS - 1, anchor.SCHEDULE_STEPS - 1]
