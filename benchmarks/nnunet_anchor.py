@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import SUITE, Volume, load_dataset  # noqa: E402
 from scoring import paint, painted_slice_volumes, score  # noqa: E402
-from suite import pause_point  # noqa: E402
+from suite import pause_point, stored_runs  # noqa: E402
 
 from napari_contrastseg.samples.protocol import unpainted_mask  # noqa: E402
 
@@ -176,9 +176,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="nnunet-anchor-"))
     for part in ("raw", "preprocessed", "results"):
         os.environ[f"nnUNet_{part}"] = str(scratch / part)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    runs = json.loads(args.out.read_text()) if args.out.exists() else []
-    done = {(r["dataset"], r["paint"], r["method"], r["seed"]) for r in runs}
+    runs, done = stored_runs(args.out)
     for name in args.datasets.split(","):
         vol = load_dataset(name)
         for spec in args.paint.split(","):

@@ -51,6 +51,14 @@ def pause_point() -> None:
         time.sleep(5)
 
 
+def stored_runs(path: Path) -> tuple[list[dict], set[tuple[str, str, str, int]]]:
+    """The runs already in ``path`` (none if it does not exist; its folder is created) and their (task, painting,
+    method, seed) keys, so that a rerun goes on where the last one stopped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(path.read_text()) if path.exists() else []
+    return runs, {(r["dataset"], r["paint"], r["method"], r["seed"]) for r in runs}
+
+
 def with_settings(config: TrainConfig, settings: list[str]) -> TrainConfig:
     """``config`` with ``key=value`` changes (JSON values; dotted keys reach nested configs, e.g. holdout.fraction)."""
     for item in settings:
@@ -143,9 +151,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/suite.json"))
     args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    runs = json.loads(args.out.read_text()) if args.out.exists() else []
-    done = {(r["dataset"], r["paint"], r["method"], r["seed"]) for r in runs}
+    runs, done = stored_runs(args.out)
     for name in args.datasets.split(","):
         vol = load_dataset(name)
         for spec in args.paint.split(","):
