@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -106,7 +107,8 @@ def test_time_budget_run_reports_estimates_and_returns_the_best_weights(data_2d,
     assert steps[-1].seconds <= 3.5 and 0 < steps[0].progress < steps[-1].progress <= 1
     estimates = [e for e in events if isinstance(e, Estimate)]
     assert len(estimates) >= 2 and set(estimates[0].dice) <= {"background", "class 2"}
-    best = max(e.mean for e in estimates)
+    assert not estimates[0].best  # after one step: the yardstick, never returned
+    best = max(e.mean for e in estimates[1:])
     assert finished.estimate.mean == pytest.approx(best)  # the returned weights are the best-scored ones
     assert finished.summary["estimated_mean_dice"] == pytest.approx(best)
     assert finished.summary["stop_reason"] == finished.stop_reason
@@ -147,13 +149,34 @@ def test_plateau_counts_only_the_last_stage():
     for progress in np.arange(0.05, 0.5, 0.05):  # pre-training: a good score early, then none better
         plateau.update(0.6 if progress < 0.1 else 0.3, progress, progress, 0.0)
     assert not plateau.stalled(0.45)
-    assert plateau.update(0.1, 0.5, 0.5, 0.0)  # the last stage begins: its first score is the best so far
-    for progress in (0.55, 0.6, 0.65, 0.7):
-        plateau.update(0.1, progress, progress, 0.0)
+    assert not plateau.update(0.1, 0.5, 0.5, 0.0)  # the last stage begins: its first score is the yardstick
+    assert plateau.update(0.2, 0.55, 0.55, 0.0) and plateau.best == 0.2  # the pre-training's 0.6 is forgotten
+    for progress in (0.6, 0.65, 0.7):
+        plateau.update(0.2, progress, progress, 0.0)
     assert not plateau.stalled(0.7)  # 0.4 of the last stage: before ``earliest`` of it
     for progress in (0.75, 0.8):
-        plateau.update(0.1, progress, progress, 0.0)
-    assert plateau.stalled(0.8)  # no rise for 0.6 of the last stage, half of it done
+        plateau.update(0.2, progress, progress, 0.0)
+    assert plateau.stalled(0.8)  # no rise for 0.5 of the last stage, half of it done
+
+
+def test_the_untrained_network_is_a_yardstick_never_the_best_nor_a_reason_to_stop():
+    config = HoldoutConfig(patience=0.3, earliest=0.5, every=0.05)
+    cold = Plateau(config)
+    assert not cold.update(0.7, 0.0, 0.0, 0.0)  # after one step: a lucky score on a few held-out voxels
+    assert cold.best == -math.inf
+    for progress in np.arange(0.05, 1.0, 0.05):
+        cold.update(0.6, progress, progress, 0.0)
+    assert cold.best == 0.6 and not cold.stalled(0.95)  # never above the yardstick: training goes on to the end
+    tiny = Plateau(config)
+    tiny.update(0.005, 0.0, 0.0, 0.0)  # 13 classes: one voxel of one class found by chance
+    for progress in np.arange(0.05, 0.9, 0.05):
+        tiny.update(0.0, progress, progress, 0.0)
+    assert not tiny.stalled(0.85)  # the old rule stopped here, having learnt nothing
+    warm = Plateau(config, trained_start=True)  # Continue: the first score is of weights trained on this painting
+    assert warm.update(0.7, 0.0, 0.0, 0.0) and warm.best == 0.7
+    for progress in np.arange(0.05, 0.9, 0.05):
+        warm.update(0.6, progress, progress, 0.0)
+    assert warm.stalled(0.85)  # and it is what a Continue that only got worse returns
 
 
 @pytest.mark.parametrize("method,start", [("supervised", 0.0), ("semicontrast", 0.6), ("action", 0.5)])

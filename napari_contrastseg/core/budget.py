@@ -66,12 +66,17 @@ class Plateau:
     are of that stage. An evaluation is due every ``config.every`` of the budget, and never sooner than
     1 / :data:`VALIDATION_TIME_SHARE` times the last evaluation's duration. Training has stalled once
     ``config.patience`` has passed since the score last rose by ``config.min_delta``, at least ``config.earliest``
-    and :data:`MIN_EVALUATIONS` evaluations are done, and some held-out voxel of a class is found (a score above 0:
-    a rare class the network has not found yet keeps training going).
+    and :data:`MIN_EVALUATIONS` evaluations are done, and the network has learnt something: some held-out voxel of a
+    class is found (a score above 0: a rare class the network has not found yet keeps training going) and, unless
+    the stage starts from weights trained on this painting (``trained_start``: Continue with the same classes), the
+    best score is ``config.min_delta`` above the stage's first one. That first score, after one step, is a yardstick
+    and never the best: an untrained network that happens to score well on a few held-out voxels is neither
+    returned nor a reason to stop.
     """
 
-    def __init__(self, config: HoldoutConfig, start: float = 0.0) -> None:
-        self.config, self.start = config, start
+    def __init__(self, config: HoldoutConfig, start: float = 0.0, trained_start: bool = False) -> None:
+        self.config, self.start, self.trained_start = config, start, trained_start
+        self.reference = -math.inf  # the stage's first score (cold starts only)
         self.best = -math.inf
         self.best_progress = 0.0
         self.last_progress = -math.inf
@@ -91,10 +96,13 @@ class Plateau:
     def update(self, score: float, progress: float, now: float, cost: float) -> bool:
         """Record an evaluation; True if ``score`` is the best so far (ties go to the later one)."""
         if progress >= self.start > self.last_progress:  # the last stage begins: what came before is forgotten
-            self.best, self.evaluations = -math.inf, 0
+            self.best, self.evaluations, self.reference = -math.inf, 0, -math.inf
         self.last_progress, self.last_time, self.cost = progress, now, cost
         self.evaluations += 1
         if not math.isfinite(score):
+            return False
+        if self.evaluations == 1 and not self.trained_start:
+            self.reference = score
             return False
         if score >= self.best + self.config.min_delta or self.best == -math.inf:
             self.best_progress = progress
@@ -106,4 +114,5 @@ class Plateau:
         c = self.config
         enough = self.evaluations >= MIN_EVALUATIONS and self._share(progress) >= c.earliest
         stale = self._share(progress) - self._share(self.best_progress) >= c.patience
-        return enough and self.best > 0 and stale
+        learnt = self.best > 0 and self.best >= self.reference + c.min_delta
+        return enough and learnt and stale

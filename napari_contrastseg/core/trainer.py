@@ -131,7 +131,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     held_out = HeldOutSet(sampler, held, config.holdout, info.slice_axis, info.spatial_dims, rng)
     note = estimate_note(plan.labels, info.slice_axis)
     augment = SpatialAugment(config.augmentation, info.spatial_dims, seeded_generator())
-    plateau, best = Plateau(config.holdout, method.final_stage_start), None  # pre-training stages don't count
+    # pre-training stages don't count; Continue with the same classes starts from weights trained on this painting
+    plateau, best = Plateau(config.holdout, method.final_stage_start, trained_start=warm == "full"), None
     batch_size = config.batch_size
     yield Started(
         describe_device(device),
