@@ -189,3 +189,22 @@ def test_the_last_stage_starts_after_the_pre_training_shares(method, start):
     assert m.final_stage_start == pytest.approx(start)
     m.resume = True
     assert m.final_stage_start == 0.0
+
+
+def test_continue_counts_its_first_estimate_only_from_weights_trained_on_a_painting(data_2d, fast_config):
+    from napari_contrastseg.core.trainer import _trained_on_labels
+
+    fast_config.holdout = HoldoutConfig(fraction=0.3, block=8)
+    first = list(train(data_2d, fast_config))[-1].model
+    again = list(train(data_2d, fast_config, initial_model=first))
+    assert again[0].warm_start == "full" and [e for e in again if isinstance(e, Estimate)][0].best
+    assert _trained_on_labels(first)
+    fast_config.method, fast_config.pretrain = "semicontrast", True
+    fast_config.method_options = {"local_mode": "exact", "chunk_size": 256}
+    names = ["background", "class 2"]  # the same classes as the painting: the head loads, but learnt no label
+    unpainted = SegmentationData(data_2d.image, np.zeros_like(data_2d.labels), names)
+    pretrained = list(train(unpainted, fast_config))[-1].model
+    assert not _trained_on_labels(pretrained)
+    fast_config.pretrain = False
+    after = list(train(SegmentationData(data_2d.image, data_2d.labels, names), fast_config, initial_model=pretrained))
+    assert after[0].warm_start == "full" and not [e for e in after if isinstance(e, Estimate)][0].best

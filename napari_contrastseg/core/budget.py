@@ -69,9 +69,9 @@ class Plateau:
     and :data:`MIN_EVALUATIONS` evaluations are done, and the network has learnt something: some held-out voxel of a
     class is found (a score above 0: a rare class the network has not found yet keeps training going) and, unless
     the stage starts from weights trained on this painting (``trained_start``: Continue with the same classes), the
-    best score is ``config.min_delta`` above the stage's first one. That first score, after one step, is a yardstick
-    and never the best: an untrained network that happens to score well on a few held-out voxels is neither
-    returned nor a reason to stop.
+    best score is ``config.min_delta`` above the stage's first one. That first score (after the stage's first
+    steps) is a yardstick, not a best: an untrained network that happens to score well on a few held-out voxels is
+    not returned once a later score exists, and is no reason to stop.
     """
 
     def __init__(self, config: HoldoutConfig, start: float = 0.0, trained_start: bool = False) -> None:

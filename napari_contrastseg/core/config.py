@@ -74,7 +74,8 @@ class HoldoutConfig:
     painted slices (cubes for 3D networks) so that held-out voxels are not the direct neighbours of trained ones.
     Held-out Dice is measured every ``every`` of the budget; from ``earliest`` of the budget on, training stops
     once it has not risen by ``min_delta`` for ``patience`` of the budget, and the best weights seen are returned
-    (never those after the first step: that score is only the yardstick that training must beat before it stops).
+    (not the first estimate's once a later one exists: that score is only the yardstick that training must beat
+    before it stops).
     """
 
     fraction: float = 0.15

@@ -131,8 +131,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     held_out = HeldOutSet(sampler, held, config.holdout, info.slice_axis, info.spatial_dims, rng)
     note = estimate_note(plan.labels, info.slice_axis)
     augment = SpatialAugment(config.augmentation, info.spatial_dims, seeded_generator())
-    # pre-training stages don't count; Continue with the same classes starts from weights trained on this painting
-    plateau, best = Plateau(config.holdout, method.final_stage_start, trained_start=warm == "full"), None
+    trained = warm == "full" and _trained_on_labels(initial_model)  # Continue: its first estimate counts
+    plateau, best = Plateau(config.holdout, method.final_stage_start, trained_start=trained), None
     batch_size = config.batch_size
     yield Started(
         describe_device(device),
@@ -229,6 +229,12 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     del network, stepped, method, optimizer, average, scored
     release_memory(device)
     yield Finished(iteration, reason == "cancelled", seconds, model, model.info.training, reason, returned)
+
+
+def _trained_on_labels(model: TrainedModel) -> bool:
+    """Whether ``model``'s weights learnt from a painting (not label-free pre-training alone, whose head is
+    untrained); models written before the config was stored count as trained."""
+    return not (model.info.training.get("config") or {}).get("pretrain", False)
 
 
 def _smaller_batch(optimizer, batch_size: int, device: torch.device) -> int:
