@@ -1,6 +1,8 @@
 """Tables (markdown) and a plot from the runs of suite.py: every task and painting, each method against the forest.
 
-Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--plot PATH]``.
+Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--methods SPEC] [--plot PATH]``.
+``--methods rf-features,default=smooth-default+yardstick-default`` reports only those methods; ``NAME=A+B`` reports
+the runs labelled A and B as one method NAME, a run of B replacing A's run of the same task, painting and seed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ def cells(runs: list[dict]) -> dict[tuple[str, str], dict[str, list[dict]]]:
     for r in runs:
         out[(r["dataset"], r["paint"])][r["method"]].append(r)
     return out
+
+
+def select(runs: list[dict], spec: str) -> list[dict]:
+    """The runs of the methods in ``spec`` (comma-separated ``NAME`` or ``NAME=LABEL+LABEL...``), renamed to NAME;
+    for the same dataset, painting and seed a later label's run replaces an earlier one's."""
+    chosen: dict[tuple, dict] = {}
+    for entry in spec.split(","):
+        name, _, labels = entry.partition("=")
+        for label in (labels or name).split("+"):
+            for r in runs:
+                if r["method"] == label:
+                    chosen[(name, r["dataset"], r["paint"], r["seed"])] = {**r, "method": name}
+    return list(chosen.values())
 
 
 def report(runs: list[dict], plot: Path | None = None) -> None:
@@ -132,6 +147,8 @@ def _plot(table, methods: list[str], path: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--methods", help="methods to report, NAME or NAME=LABEL+LABEL (default: every label)")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
-    report([r for p in args.runs for r in json.loads(p.read_text())], args.plot)
+    runs = [r for p in args.runs for r in json.loads(p.read_text())]
+    report(select(runs, args.methods) if args.methods else runs, args.plot)

@@ -1,0 +1,26 @@
+"""The suite report's method selection: labels merged into one method, a rerun replacing the run it repeats."""
+
+from __future__ import annotations
+
+from benchmark_scripts import load
+
+report_suite = load("report_suite")
+
+
+def _run(method: str, seed: int, dice: float, paint: str = "slices:1") -> dict:
+    return {"dataset": "task", "paint": paint, "method": method, "seed": seed, "mean_dice": dice}
+
+
+def test_a_later_label_replaces_the_run_of_the_same_cell_and_seed_only() -> None:
+    runs = [_run("rf-features", 0, 0.5), _run("smooth", 0, 0.6), _run("smooth", 1, 0.7), _run("rerun", 1, 0.2),
+            _run("other", 0, 0.9)]  # fmt: skip
+    chosen = report_suite.select(runs, "rf-features,default=smooth+rerun")
+    by = {(r["method"], r["seed"]): r["mean_dice"] for r in chosen}
+    assert by == {("rf-features", 0): 0.5, ("default", 0): 0.6, ("default", 1): 0.2}
+    assert [r for r in runs if r["method"] == "rerun"][0]["method"] == "rerun"  # the input is not renamed
+
+
+def test_paintings_are_kept_apart() -> None:
+    runs = [_run("smooth", 0, 0.6), _run("rerun", 0, 0.2, paint="scribbles:3")]
+    chosen = report_suite.select(runs, "default=smooth+rerun")
+    assert sorted((r["paint"], r["mean_dice"]) for r in chosen) == [("scribbles:3", 0.2), ("slices:1", 0.6)]
