@@ -1,8 +1,9 @@
 """Tables (markdown) and a plot from the runs of suite.py: every task and painting, each method against the forest.
 
-Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--methods SPEC] [--plot PATH]``.
+Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--methods SPEC] [--seeds S] [--plot PATH]``.
 ``--methods rf-features,default=smooth-default+yardstick-default`` reports only those methods; ``NAME=A+B`` reports
 the runs labelled A and B as one method NAME, a run of B replacing A's run of the same task, painting and seed.
+``--seeds 0,1`` reports only those seeds' runs.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ def cells(runs: list[dict]) -> dict[tuple[str, str], dict[str, list[dict]]]:
     return out
 
 
-def select(runs: list[dict], spec: str) -> list[dict]:
-    """The runs of the methods in ``spec`` (comma-separated ``NAME`` or ``NAME=LABEL+LABEL...``), renamed to NAME;
-    for the same dataset, painting and seed a later label's run replaces an earlier one's."""
+def select(runs: list[dict], spec: str | None = None, seeds: str | None = None) -> list[dict]:
+    """The runs of the methods in ``spec`` (comma-separated ``NAME`` or ``NAME=LABEL+LABEL...``; None: every
+    label), renamed to NAME, and of the comma-separated ``seeds`` (None: every seed). For the same dataset,
+    painting and seed a later label's run replaces an earlier one's."""
+    kept = {int(s) for s in seeds.split(",")} if seeds else {r["seed"] for r in runs}
     chosen: dict[tuple, dict] = {}
-    for entry in spec.split(","):
+    for entry in (spec or ",".join(dict.fromkeys(r["method"] for r in runs))).split(","):
         name, _, labels = entry.partition("=")
         for label in (labels or name).split("+"):
             for r in runs:
-                if r["method"] == label:
+                if r["method"] == label and r["seed"] in kept:
                     chosen[(name, r["dataset"], r["paint"], r["seed"])] = {**r, "method": name}
     return list(chosen.values())
 
@@ -148,7 +151,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--methods", help="methods to report, NAME or NAME=LABEL+LABEL (default: every label)")
+    parser.add_argument("--seeds", help="seeds to report, comma-separated (default: every seed)")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     runs = [r for p in args.runs for r in json.loads(p.read_text())]
-    report(select(runs, args.methods) if args.methods else runs, args.plot)
+    report(select(runs, args.methods, args.seeds), args.plot)

@@ -24,3 +24,9 @@ def test_paintings_are_kept_apart() -> None:
     runs = [_run("smooth", 0, 0.6), _run("rerun", 0, 0.2, paint="scribbles:3")]
     chosen = report_suite.select(runs, "default=smooth+rerun")
     assert sorted((r["paint"], r["mean_dice"]) for r in chosen) == [("scribbles:3", 0.2), ("slices:1", 0.6)]
+
+
+def test_seeds_keep_only_their_runs_of_every_label() -> None:
+    runs = [_run("rf-features", 0, 0.5), _run("rf-features", 2, 0.4), _run("smooth", 2, 0.3), _run("smooth", 1, 0.7)]
+    chosen = report_suite.select(runs, seeds="0,1")
+    assert sorted((r["method"], r["seed"]) for r in chosen) == [("rf-features", 0), ("smooth", 1)]
