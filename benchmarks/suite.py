@@ -9,6 +9,7 @@ Example (what docs/benchmarks.md reports):
     python benchmarks/suite.py --methods rf-features,default --seeds 0,1,2 --out docs/results/suite/default.json
     python benchmarks/suite.py --methods default --label long --set time_budget=600 --seeds 0 --out ...
     python benchmarks/suite.py --methods default --label smooth-paired --paired-flat --paint slices:1 --seeds 0 ...
+    python benchmarks/suite.py --methods semicontrast,action --pretrain --paint slices:1,scribbles:3 --seeds 0 ...
 Runs already in the output file are skipped, so an interrupted run resumes. Prints tables, writes a plot.
 """
 
@@ -80,18 +81,13 @@ def _set(obj, path: list[str], value):
     return replace(obj, **{path[0]: value})
 
 
-def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=None) -> dict:
-    """Train on ``painted`` and predict (the whole volume, or what ``predict(model)`` returns); what the run did
-    (scores are added by the caller)."""
+def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=None,
+                initial_model: TrainedModel | None = None) -> dict:  # fmt: skip
+    """Train on ``painted`` (from ``initial_model``'s weights when given) and predict (the whole volume, or what
+    ``predict(model)`` returns); what the run did (scores are added by the caller)."""
     data = SegmentationData(vol.image, painted, vol.class_names, vol.spacing)
     estimates: list[dict] = []
-    for event in train(data, config):
-        if isinstance(event, Estimate):
-            estimates.append({"iteration": event.iteration, "seconds": event.seconds, "mean": event.mean})
-        elif isinstance(event, Failed):
-            raise RuntimeError(event.message)
-        elif isinstance(event, Finished):
-            finished = event
+    finished = _finish(train(data, config, initial_model=initial_model), estimates)
     start = time.perf_counter()
     model = finished.model
     pred = (
@@ -111,6 +107,25 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
         "forest": model.info.training.get("forest"),  # forest labels: the gate's held-out Dice and decision
         "forest_blend": model.info.training.get("forest_blend"),  # the forest's weight and seconds
     }
+
+
+def pretrain(vol: Volume, config: TrainConfig) -> TrainedModel:
+    """``config``'s method pre-trained on ``vol``'s image alone (its label-free stage, ``pretrain=True``, for the
+    config's budget) along the task's slice axis, as napari's and Slicer's Pre-train runs while the user paints."""
+    data = SegmentationData(vol.image, np.zeros(vol.image.shape, np.uint8), vol.class_names, vol.spacing)
+    return _finish(train(data, replace(config, pretrain=True, slice_axis=vol.slice_axis))).model
+
+
+def _finish(events, estimates: list[dict] | None = None) -> Finished:
+    """The :class:`Finished` event of a run (``estimates`` gathers its held-out estimates); a failure raises."""
+    for event in events:
+        if isinstance(event, Estimate) and estimates is not None:
+            estimates.append({"iteration": event.iteration, "seconds": event.seconds, "mean": event.mean})
+        elif isinstance(event, Failed):
+            raise RuntimeError(event.message)
+        elif isinstance(event, Finished):
+            return event
+    raise RuntimeError("training ended without a result")
 
 
 def slice_by_slice(model: TrainedModel, forest: bool = True) -> TrainedModel:
@@ -149,17 +164,25 @@ def main() -> None:
         action="store_true",
         help="also score each network run's model without smoothing through the plane (LABEL+flat)",
     )
+    parser.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="pre-train each network method on the unpainted image first (once per task and seed, the run's "
+        "settings, pretrain=true), as while the user paints, and start every painting's run from it (LABEL+pretrain)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/suite.json"))
     args = parser.parse_args()
     runs, done = stored_runs(args.out)
     for name in args.datasets.split(","):
         vol = load_dataset(name)
+        pretrained: dict[tuple[str, int], tuple[TrainedModel, float]] = {}  # (method, seed): model, seconds
         for spec in args.paint.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 painted = paint(vol.ground_truth, spec, seed, vol.slice_axis)
                 mask = unpainted_mask(painted, vol.slice_axis)
                 for method in args.methods.split(","):
                     label = "rf-features" if method == "rf-features" else args.label or method
+                    label += "+pretrain" if args.pretrain and method != "rf-features" and not args.label else ""
                     if (name, spec, label, seed) in done:
                         continue
                     pause_point()
@@ -168,10 +191,15 @@ def main() -> None:
                         result = run_forest(vol, painted, seed)
                     else:
                         config = TrainConfig(method=METHODS[method], seed=seed, device=args.device)
+                        config = with_settings(config, args.set)
+                        if args.pretrain and (method, seed) not in pretrained:
+                            start = time.perf_counter()
+                            pretrained[method, seed] = pretrain(vol, config), time.perf_counter() - start
+                        initial, pretrain_seconds = pretrained.get((method, seed), (None, 0.0))
                         both = partial(with_and_without_smoothing, image=vol.image, device=args.device)
-                        result = run_network(vol, painted, with_settings(config, args.set),
-                                             both if args.paired_flat else None)  # fmt: skip
+                        result = run_network(vol, painted, config, both if args.paired_flat else None, initial)
                         result["settings"] = args.set
+                        result["pretrain_seconds"] = pretrain_seconds
                     pred = result.pop("prediction")
                     paired = [pred] if isinstance(pred, np.ndarray) else pred  # with --paired-flat: and unsmoothed
                     names = (label, label + "+flat")[: len(paired)]
