@@ -2,8 +2,8 @@
 
 Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--methods SPEC] [--seeds S] [--plot PATH]``.
 ``--methods rf-features,default=smooth-default+yardstick-default`` reports only those methods; ``NAME=A+B`` reports
-the runs labelled A and B as one method NAME, a run of B replacing A's run of the same task, painting and seed.
-``--seeds 0,1`` reports only those seeds' runs.
+the runs labelled A and B as one method NAME, a run of B replacing A's run of the same task, painting and seed;
+a label without ``=`` is taken whole (``semicontrast+pretrain``, the suite's ``--pretrain`` runs). ``--seeds 0,1`` reports only those seeds' runs.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ def cells(runs: list[dict]) -> dict[tuple[str, str], dict[str, list[dict]]]:
 
 
 def select(runs: list[dict], spec: str | None = None, seeds: str | None = None) -> list[dict]:
-    """The runs of the methods in ``spec`` (comma-separated ``NAME`` or ``NAME=LABEL+LABEL...``; None: every
-    label), renamed to NAME, and of the comma-separated ``seeds`` (None: every seed). For the same dataset,
-    painting and seed a later label's run replaces an earlier one's."""
+    """The runs of the methods in ``spec`` (comma-separated ``LABEL``, taken as it is, ``+`` included, or
+    ``NAME=LABEL+LABEL...``; None: every label), renamed to NAME, and of the comma-separated ``seeds`` (None: every
+    seed). For the same dataset, painting and seed a later label's run replaces an earlier one's."""
     kept = {int(s) for s in seeds.split(",")} if seeds else {r["seed"] for r in runs}
     chosen: dict[tuple, dict] = {}
     for entry in (spec or ",".join(dict.fromkeys(r["method"] for r in runs))).split(","):
         name, _, labels = entry.partition("=")
-        for label in (labels or name).split("+"):
+        for label in labels.split("+") if labels else [name]:
             for r in runs:
                 if r["method"] == label and r["seed"] in kept:
                     chosen[(name, r["dataset"], r["paint"], r["seed"])] = {**r, "method": name}
@@ -150,7 +150,7 @@ def _plot(table, methods: list[str], path: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--methods", help="methods to report, NAME or NAME=LABEL+LABEL (default: every label)")
+    parser.add_argument("--methods", help="methods to report, LABEL or NAME=LABEL+LABEL (default: every label)")
     parser.add_argument("--seeds", help="seeds to report, comma-separated (default: every seed)")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()

@@ -30,3 +30,9 @@ def test_seeds_keep_only_their_runs_of_every_label() -> None:
     runs = [_run("rf-features", 0, 0.5), _run("rf-features", 2, 0.4), _run("smooth", 2, 0.3), _run("smooth", 1, 0.7)]
     chosen = report_suite.select(runs, seeds="0,1")
     assert sorted((r["method"], r["seed"]) for r in chosen) == [("rf-features", 0), ("smooth", 1)]
+
+
+def test_a_label_without_a_name_is_taken_whole() -> None:
+    runs = [_run("semicontrast+pretrain", 0, 0.6), _run("semicontrast", 0, 0.1), _run("pretrain", 0, 0.2)]
+    chosen = report_suite.select(runs, "semicontrast+pretrain")
+    assert [(r["method"], r["mean_dice"]) for r in chosen] == [("semicontrast+pretrain", 0.6)]
