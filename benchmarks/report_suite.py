@@ -3,7 +3,8 @@
 Usage: ``python benchmarks/report_suite.py RUNS.json [MORE.json ...] [--methods SPEC] [--seeds S] [--plot PATH]``.
 ``--methods rf-features,default=smooth-default+yardstick-default`` reports only those methods; ``NAME=A+B`` reports
 the runs labelled A and B as one method NAME, a run of B replacing A's run of the same task, painting and seed;
-a label without ``=`` is taken whole (``semicontrast+pretrain``, the suite's ``--pretrain`` runs). ``--seeds 0,1`` reports only those seeds' runs.
+a label without ``=`` is taken whole (``semicontrast+pretrain``, the suite's ``--pretrain`` runs).
+``--seeds 0,1`` reports only those seeds' runs.
 """
 
 from __future__ import annotations
