@@ -70,6 +70,13 @@ def report(runs: list[dict], plot: Path | None = None) -> None:
           f"{min(len(v) for v in means.values()) if means else 0} cells):")  # fmt: skip
     for m in methods:
         print(f"- {m}: {np.mean(means[m]):.3f}" if means[m] else f"- {m}: -")
+    for name, key in (("painting", lambda r: r["paint"]), ("seed", lambda r: r["seed"])):
+        groups = defined_means(runs, methods, key)
+        print(f"\nBy {name}: mean Dice over the tasks (and paintings) with a defined Dice for every method")
+        print(f"| {name} | cells | " + " | ".join(methods) + " |\n|---|---|" + "---|" * len(methods))
+        for group, by_method in sorted(groups.items()):
+            values = [by_method[m] for m in methods]
+            print(f"| {group} | {len(values[0])} | " + " | ".join(f"{np.mean(v):.3f}" for v in values) + " |")
     _estimate_correlation(runs)
     if flooded:
         print("\nNever-painted slices without any true voxel of a class: voxels predicted as that class there")
@@ -79,6 +86,20 @@ def report(runs: list[dict], plot: Path | None = None) -> None:
     _balance(runs)
     if plot is not None:
         _plot(table, methods, plot)
+
+
+def defined_means(runs: list[dict], methods: list[str], key) -> dict:
+    """``{key(run): {method: [Dice of each cell]}}``: per group of runs, the cells (task, painting) where every
+    method has runs and all their Dice are defined, each cell's Dice averaged over its seeds."""
+    cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        cells[(key(r), r["dataset"], r["paint"])][r["method"]].append(r["mean_dice"])
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for (group, *_), by_method in cells.items():
+        if all(by_method.get(m) and np.isfinite(by_method[m]).all() for m in methods):
+            for m in methods:
+                groups[group][m].append(float(np.mean(by_method[m])))
+    return groups
 
 
 def _foreground_estimate(run: dict) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmark_scripts import load
+from pytest import approx
 
 report_suite = load("report_suite")
 
@@ -36,3 +37,12 @@ def test_a_label_without_a_name_is_taken_whole() -> None:
     runs = [_run("semicontrast+pretrain", 0, 0.6), _run("semicontrast", 0, 0.1), _run("pretrain", 0, 0.2)]
     chosen = report_suite.select(runs, "semicontrast+pretrain")
     assert [(r["method"], r["mean_dice"]) for r in chosen] == [("semicontrast+pretrain", 0.6)]
+
+
+def test_group_means_count_only_cells_defined_for_every_method() -> None:
+    runs = [_run("a", 0, 0.2), _run("b", 0, 0.4), _run("a", 1, 0.4), _run("b", 1, 0.6),
+            _run("a", 0, 0.9, paint="scribbles:3"), _run("b", 0, float("nan"), paint="scribbles:3")]  # fmt: skip
+    by_paint = report_suite.defined_means(runs, ["a", "b"], lambda r: r["paint"])
+    assert {k: dict(v) for k, v in by_paint.items()} == {"slices:1": {"a": [approx(0.3)], "b": [approx(0.5)]}}
+    by_seed = report_suite.defined_means(runs, ["a", "b"], lambda r: r["seed"])
+    assert {k: dict(v) for k, v in by_seed.items()} == {0: {"a": [0.2], "b": [0.4]}, 1: {"a": [0.4], "b": [0.6]}}
