@@ -91,11 +91,11 @@ def report(runs: list[dict], plot: Path | None = None) -> None:
 def defined_means(runs: list[dict], methods: list[str], key) -> dict:
     """``{key(run): {method: [Dice of each cell]}}``: per group of runs, the cells (task, painting) where every
     method has runs and all their Dice are defined, each cell's Dice averaged over its seeds."""
-    cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_cell: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        cells[(key(r), r["dataset"], r["paint"])][r["method"]].append(r["mean_dice"])
+        by_cell[(key(r), r["dataset"], r["paint"])][r["method"]].append(r["mean_dice"])
     groups: dict = defaultdict(lambda: defaultdict(list))
-    for (group, *_), by_method in cells.items():
+    for (group, *_), by_method in by_cell.items():
         if all(by_method.get(m) and np.isfinite(by_method[m]).all() for m in methods):
             for m in methods:
                 groups[group][m].append(float(np.mean(by_method[m])))

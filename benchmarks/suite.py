@@ -36,7 +36,7 @@ from napari_contrastseg.core.config import TrainConfig  # noqa: E402
 from napari_contrastseg.core.data import SegmentationData  # noqa: E402
 from napari_contrastseg.core.events import Estimate, Failed, Finished  # noqa: E402
 from napari_contrastseg.core.model import TrainedModel  # noqa: E402
-from napari_contrastseg.core.trainer import train  # noqa: E402
+from napari_contrastseg.core.trainer import train, train_model  # noqa: E402
 from napari_contrastseg.samples.protocol import unpainted_mask  # noqa: E402
 
 PAINTINGS = "slices:1,slices:3,scribbles:3"
@@ -87,7 +87,13 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
     ``predict(model)`` returns); what the run did (scores are added by the caller)."""
     data = SegmentationData(vol.image, painted, vol.class_names, vol.spacing)
     estimates: list[dict] = []
-    finished = _finish(train(data, config, initial_model=initial_model), estimates)
+    for event in train(data, config, initial_model=initial_model):
+        if isinstance(event, Estimate):
+            estimates.append({"iteration": event.iteration, "seconds": event.seconds, "mean": event.mean})
+        elif isinstance(event, Failed):
+            raise RuntimeError(event.message)
+        elif isinstance(event, Finished):
+            finished = event
     start = time.perf_counter()
     model = finished.model
     pred = (
@@ -113,19 +119,7 @@ def pretrain(vol: Volume, config: TrainConfig) -> TrainedModel:
     """``config``'s method pre-trained on ``vol``'s image alone (its label-free stage, ``pretrain=True``, for the
     config's budget) along the task's slice axis, as napari's and Slicer's Pre-train runs while the user paints."""
     data = SegmentationData(vol.image, np.zeros(vol.image.shape, np.uint8), vol.class_names, vol.spacing)
-    return _finish(train(data, replace(config, pretrain=True, slice_axis=vol.slice_axis))).model
-
-
-def _finish(events, estimates: list[dict] | None = None) -> Finished:
-    """The :class:`Finished` event of a run (``estimates`` gathers its held-out estimates); a failure raises."""
-    for event in events:
-        if isinstance(event, Estimate) and estimates is not None:
-            estimates.append({"iteration": event.iteration, "seconds": event.seconds, "mean": event.mean})
-        elif isinstance(event, Failed):
-            raise RuntimeError(event.message)
-        elif isinstance(event, Finished):
-            return event
-    raise RuntimeError("training ended without a result")
+    return train_model(data, replace(config, pretrain=True, slice_axis=vol.slice_axis))
 
 
 def slice_by_slice(model: TrainedModel, forest: bool = True) -> TrainedModel:
