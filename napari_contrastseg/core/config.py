@@ -149,6 +149,27 @@ class ForestConfig:
 
 
 @dataclass
+class GrowthConfig:
+    """Pseudo-labels grown outward from the painted slices (:mod:`.growth`; 2D networks on volumes).
+
+    When ``enabled``, from ``start`` of the last stage on and then every ``every`` of it, the network predicts the
+    ``slices`` unpainted slices nearest to the painted ones that have none yet (fewer where they would hold more than
+    ``pixels`` pixels, at least one, so that a growth costs about the same on large slices); its classes of
+    probability at least ``confidence`` become pseudo-labels, and ``share`` of the labelled crops (ramped up over
+    the first two growths) are centred on them. Off by default (a candidate, docs/results/defaults-cv/RULE.md
+    addendum 13).
+    """
+
+    enabled: bool = False
+    confidence: float = 0.8
+    share: float = 0.5
+    start: float = 0.25
+    every: float = 0.125
+    slices: int = 8
+    pixels: int = 8 * 256 * 256
+
+
+@dataclass
 class TrainConfig:
     """Everything that decides a training run. Defaults train a useful model on a laptop CPU in about a minute.
 
@@ -188,6 +209,7 @@ class TrainConfig:
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     forest: ForestConfig = field(default_factory=ForestConfig)
+    growth: GrowthConfig = field(default_factory=GrowthConfig)
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,7 +233,12 @@ class TrainConfig:
             aug["scale"] = tuple(aug.get("scale", AugmentationConfig.scale))
             aug["mirror_axes"] = tuple(aug.get("mirror_axes", ()))
             values["augmentation"] = AugmentationConfig(**aug)
-        nested = (("normalization", NormalizationConfig), ("holdout", HoldoutConfig), ("forest", ForestConfig))
+        nested = (
+            ("normalization", NormalizationConfig),
+            ("holdout", HoldoutConfig),
+            ("forest", ForestConfig),
+            ("growth", GrowthConfig),
+        )
         for name, kind in nested:
             if name in values:
                 values[name] = kind(**values[name])

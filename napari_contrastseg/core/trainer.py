@@ -25,6 +25,7 @@ from .device import autocast, describe_device, release_memory, select_device
 from .errors import ContrastSegError, InputError, TrainingError
 from .events import Checkpoint, Estimate, Failed, Finished, LossValues, Preview, Started, Step, TrainingEvent
 from .forest import ForestLabels, PixelForest, forest_labels, slices_first
+from .growth import grown_labels
 from .holdout import HeldOutSet, estimate_note, split_painting
 from .inference import predict_normalized
 from .methods import Batch, create_method
@@ -134,27 +135,17 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     trained = warm == "full" and _trained_on_labels(initial_model)  # Continue: its first estimate counts
     plateau, best = Plateau(config.holdout, method.final_stage_start, trained_start=trained), None
     batch_size = config.batch_size
-    yield Started(
-        describe_device(device),
-        sum(p.numel() for p in network.parameters()),
-        config.method,
-        config.iterations,
-        f"{info.spatial_dims}d",
-        info.slice_axis,
-        tuple(info.patch_size),
-        batch_size,
-        warm,
-        config.time_budget,
-        int(sum((h > 0).sum() for h in held)),
-        info.normalization.mode,
-    )
+    yield Started(describe_device(device), sum(p.numel() for p in network.parameters()), config.method,
+                  config.iterations, f"{info.spatial_dims}d", info.slice_axis, tuple(info.patch_size), batch_size,
+                  warm, config.time_budget, int(sum((h > 0).sum() for h in held)), info.normalization.mode)  # fmt: skip
     budget = Budget(config.iterations, config.time_budget, device)  # the forest's seconds count too
     with_forest = config.forest.enabled and info.spatial_dims == 2 and not config.pretrain  # 3D patches: without
     forest = _forest(plan, config, train_labels, held) if with_forest else None
-    forest_sampler = None
+    extras = []  # (sampler, share of the labelled crops) of labels beside the painting
     if forest is not None and forest.labels is not None:
-        forest_sampler = PatchSampler(plan.images, forest.labels, tuple(info.patch_size), info.slice_axis, rng,
-                                      info.network.context, config.sampling_balance)  # fmt: skip
+        extras.append((PatchSampler(plan.images, forest.labels, tuple(info.patch_size), info.slice_axis, rng,
+                                    info.network.context, config.sampling_balance), config.forest.share))  # fmt: skip
+    grown = grown_labels(plan, config, method.final_stage_start, rng)
     average = WeightAverage(network, config.ema) if config.ema else None
     scored = network if average is None else average.network  # what is scored, previewed and returned
     iteration, reason, losses, progress, stage = 0, "", {}, 0.0, 0
@@ -166,7 +157,7 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
         if progress >= 1:
             reason = budget.exhausted_by(iteration)
             break
-        batch = _sample(sampler, batch_size, method, augment, config, device, forest_sampler)
+        batch = _sample(sampler, batch_size, method, augment, config, device, extras + (grown.extras if grown else []))
         now, within = method.position(progress) if method.stagewise else (0, progress)
         if now != stage:  # each stage is its own optimisation: fresh moments, its own learning-rate schedule
             optimizer.state.clear()
@@ -194,6 +185,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
             if plateau.stalled(progress):
                 reason = "no longer improving"
                 break
+        if grown is not None and grown.due(progress):
+            grown.grow(scored, device)
         if preview is not None and config.preview_every and iteration % config.preview_every == 0:
             yield _preview(scored, plan, preview, iteration, device)
         if (
@@ -226,6 +219,8 @@ def _run(plan, config, device, initial_model, cancel, preview, checkpoint_dir) -
     if forest is not None:  # whether the gate let its labels in, and why
         dice = forest.held_out_dice if math.isfinite(forest.held_out_dice) else None  # None: nothing held out
         model.info.training["forest"] = {"held_out_dice": dice, "used": forest.labels is not None}
+    if grown is not None:
+        model.info.training["growth"] = grown.summary()
     del network, stepped, method, optimizer, average, scored
     release_memory(device)
     yield Finished(iteration, reason == "cancelled", seconds, model, model.info.training, reason, returned)
@@ -295,18 +290,20 @@ def _blend_weight(network, plan, config, train_labels, held, device) -> tuple[fl
     return choose_weight(network, plan.info, plan.images, held, forest, weights, device)
 
 
-def _sample(sampler, batch_size, method, augment, config, device, forest_sampler=None) -> Batch:
+def _sample(sampler, batch_size, method, augment, config, device, extras=()) -> Batch:
     """This rank's ``batch_size`` crops of one draw of ``world_size * batch_size`` (identical on every rank),
-    spatially augmented (labels along) and, for the labelled crops, in intensity too; with forest labels,
-    ``config.forest.share`` of the labelled crops come from ``forest_sampler``. Every rank augments the whole
-    draw with the same generator and keeps its share, so that ranks stay in step and N ranks train as one process
-    with N times the batch. Pre-training: unlabelled crops only (the labelled ones are empty)."""
+    spatially augmented (labels along) and, for the labelled crops, in intensity too; for each ``(sampler,
+    share)`` of ``extras`` (forest labels, grown pseudo-labels) that share of the labelled crops come from that
+    sampler. Every rank augments the whole draw with the same generator and keeps its share, so that ranks stay
+    in step and N ranks train as one process with N times the batch. Pre-training: unlabelled crops only (the
+    labelled ones are empty)."""
     world, rank = distributed.world_size(), distributed.rank()
     images = labels = torch.zeros(0)
     if not config.pretrain:
         n = batch_size * world
-        from_forest = round(config.forest.share * n) if forest_sampler is not None else 0
-        draws = [sampler.labelled(n - from_forest)] + ([forest_sampler.labelled(from_forest)] if from_forest else [])
+        counts = [round(share * n) for _, share in extras]
+        draws = [sampler.labelled(n - sum(counts))]
+        draws += [s.labelled(k) for (s, _), k in zip(extras, counts, strict=True) if k]
         crops = draws[0] if len(draws) == 1 else [np.concatenate(parts) for parts in zip(*draws, strict=True)]
         images, labels = augment(*(_to_device(a, device) for a in crops))
         if config.augmentation.enabled and config.augmentation.intensity:
