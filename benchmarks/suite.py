@@ -112,6 +112,7 @@ def run_network(vol: Volume, painted: np.ndarray, config: TrainConfig, predict=N
         "estimates": estimates,
         "forest": model.info.training.get("forest"),  # forest labels: the gate's held-out Dice and decision
         "forest_blend": model.info.training.get("forest_blend"),  # the forest's weight and seconds
+        "growth": model.info.training.get("growth"),  # grown pseudo-labels: growths and voxels labelled
     }
 
 

@@ -95,6 +95,18 @@ def test_forest_labels_reach_the_training_run(oblique_nifti, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["training"]["forest"]["used"] is (gate == 0.0)
 
 
+def test_grown_pseudo_labels_reach_the_training_run(oblique_nifti, tmp_path, capsys):
+    folder, _ = oblique_nifti
+    model = tmp_path / "grown.safetensors"
+    data = [str(folder / "image.nii.gz"), str(folder / "labels.nii.gz")]
+    assert main(["train", *data, "-o", str(model), "--grow", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    training = json.loads(capsys.readouterr().out)["training"]
+    assert training["config"]["growth"]["enabled"] is True
+    assert training["growth"]["growths"] == 2  # after steps 1 and 2 of 3 (from a quarter of the budget, every eighth)
+
+
 def test_predict_a_folder_of_tiffs_and_npy(oblique_nifti, tmp_path):
     folder, _ = oblique_nifti
     model = tmp_path / "m.safetensors"

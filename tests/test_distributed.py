@@ -55,6 +55,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
     layer(torch.full((1, 4), float(rank + 1))).sum().backward()
     distributed.average_gradients(layer.parameters())
     stop = distributed.any_rank(rank == 1, torch.device("cpu"))
+    pseudo = distributed.array_from_rank0(np.full((2, 3), rank + 1, np.int64), torch.device("cpu"))
     torch.save(
         {
             "queue": branch.queue.queue.clone(),
@@ -63,6 +64,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
             "bn_mean": bn.running_mean.clone(),
             "grad": layer.weight.grad.clone(),
             "stop": stop,
+            "pseudo": torch.from_numpy(pseudo),
         },
         f"{out}/rank{rank}.pt",
     )
@@ -80,6 +82,7 @@ def test_shared_state_is_identical_on_every_rank(tmp_path):
     torch.testing.assert_close(r0["grad"], torch.full((1, 4), 1.5))  # mean of inputs 1 and 2
     assert torch.equal(r0["grad"], r1["grad"])
     assert r0["stop"] and r1["stop"]  # a cancel on one rank stops both
+    assert torch.equal(r1["pseudo"], torch.ones(2, 3, dtype=torch.int64))  # grown pseudo-labels: rank 0's
 
 
 @pytest.fixture(scope="module")

@@ -113,6 +113,13 @@ def add_parser(sub) -> None:
         "the network learns from those labels too (2D training)",
     )
     p.add_argument(
+        "--grow",
+        action=argparse.BooleanOptionalAction,
+        default=d.growth.enabled,
+        help="pseudo-labels grown outward from the painted slices: during training the network labels the unpainted "
+        "slices next to the painting where it is sure, and learns from them too (2D training on volumes)",
+    )
+    p.add_argument(
         "--forest-gate",
         type=float,
         default=d.forest.gate,
@@ -201,6 +208,7 @@ def config_from_args(args: argparse.Namespace, model: TrainedModel | None = None
             gate=args.forest_gate,
             blend=defaults.forest.blend if blend is None else blend,
         ),
+        growth=replace(defaults.growth, enabled=args.grow),
     )
     if args.no_augment:
         config.augmentation = replace(config.augmentation, enabled=False)

@@ -12,6 +12,7 @@ import datetime
 import os
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -118,3 +119,13 @@ def from_rank0(value: float, device: torch.device) -> float:
     t = torch.tensor([float(value)], device=device)
     dist.broadcast(t, src=0)
     return float(t.item())
+
+
+def array_from_rank0(array: np.ndarray, device: torch.device) -> np.ndarray:
+    """Rank 0's ``array`` on every rank (the same shape and dtype on all), e.g. pseudo-labels that each rank
+    computed and that rounding on its device could have made differ."""
+    if not is_distributed():
+        return array
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+    dist.broadcast(tensor, src=0)
+    return tensor.cpu().numpy()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import GrowthConfig
-from .errors import InputError
+from .distributed import array_from_rank0
 from .inference import slice_probabilities
 from .model_info import ModelInfo
 from .sampling import PatchSampler
@@ -32,27 +32,24 @@ class GrownLabels:
         images: normalised ``(C, *S_i)`` volumes (the run's).
         painting: the whole painting ``S_i`` per volume (training and held-out shares): its slices are never grown.
         info: the run's model metadata (slice axis, context, crop size).
-        config: when and how much to grow.
+        config: when and how much to grow (checked by :func:`~.setup.plan_training`).
         start: the share of the budget where the last stage begins (growth counts from there).
-        rng, balance: the run's generator and ``sampling_balance`` for the sampler of pseudo-labelled crops.
+        rng, balance: the run's generator and ``sampling_balance`` for :attr:`sampler`, which draws crops centred on
+            pseudo-labels (its label stacks hold them, slice axis first).
     """
 
     def __init__(self, images: Sequence[np.ndarray], painting: Sequence[np.ndarray], info: ModelInfo,
                  config: GrowthConfig, start: float, rng: np.random.Generator, balance: float) -> None:  # fmt: skip
-        if not (0.5 <= config.confidence <= 1 and 0 < config.share <= 1 and 0 <= config.start < 1
-                and 0 < config.every <= 1 and config.slices >= 1 and config.pixels >= 1):  # fmt: skip
-            raise InputError("Growth needs 0.5 <= confidence <= 1, 0 < share <= 1, 0 <= start < 1, 0 < every <= 1, "
-                             "slices >= 1 and pixels >= 1.")  # fmt: skip
-        self.images, self.info, self.config, self.rng, self.balance = images, info, config, rng, balance
-        self.axis = info.slice_axis
+        self.images, self.info, self.config, self.axis = images, info, config, info.slice_axis
         self.first = start + config.start * (1 - start)
         self.every = config.every * (1 - start)
-        self.labels = [np.zeros(p.shape, np.int64) for p in painting]
         self.pending = _outward_order(painting, self.axis)  # (volume, slice) nearest to the painting first
         largest = max((p.size // p.shape[self.axis] for p in painting if p.ndim == 3), default=1)
         self.per_growth = max(1, min(config.slices, config.pixels // largest))
-        self.growths = 0
-        self.sampler: PatchSampler | None = None
+        empty = [np.zeros(p.shape, np.min_scalar_type(info.n_classes)) for p in painting]
+        self.sampler = PatchSampler(images, empty, tuple(info.patch_size), self.axis, rng, info.network.context,
+                                    balance)  # fmt: skip
+        self.growths = self.voxels = 0
 
     def due(self, progress: float) -> bool:
         """Whether a growth is due at ``progress`` of the budget (before its end, with slices left to grow into)."""
@@ -61,11 +58,11 @@ class GrownLabels:
     @property
     def extras(self) -> list[tuple[PatchSampler, float]]:
         """``[(sampler, share of the labelled crops)]`` for the trainer's draws (empty before any pseudo-label)."""
-        return [] if self.sampler is None else [(self.sampler, self.config.share * min(1.0, self.growths / 2))]
+        return [(self.sampler, self.config.share * min(1.0, self.growths / 2))] if self.voxels else []
 
     def summary(self) -> dict:
         """What grew, for the model's training summary."""
-        return {"growths": self.growths, "voxels": int(sum((g > 0).sum() for g in self.labels))}
+        return {"growths": self.growths, "voxels": self.voxels}
 
     def grow(self, network: torch.nn.Module, device: torch.device) -> int:
         """Pseudo-label the next slices with ``network``; returns how many voxels were labelled."""
@@ -77,11 +74,10 @@ class GrownLabels:
             stack = np.moveaxis(self.images[n], self.axis + 1, 0)  # (Z, C, H, W)
             probabilities = slice_probabilities(network, stack, self.info, z, device)  # (K, n, H, W), an eval copy
             guess = np.where(probabilities.max(0) >= self.config.confidence, probabilities.argmax(0) + 1, 0)
-            np.moveaxis(self.labels[n], self.axis, 0)[z] = guess
+            guess = array_from_rank0(guess, device)  # every rank learns the same labels and keeps the same draws
+            self.sampler.add_labels(n, z, guess)
             labelled += int((guess > 0).sum())
-        if any(lab.any() for lab in self.labels):
-            self.sampler = PatchSampler(self.images, self.labels, tuple(self.info.patch_size), self.axis, self.rng,
-                                        self.info.network.context, self.balance)  # fmt: skip
+        self.voxels += labelled
         return labelled
 
 

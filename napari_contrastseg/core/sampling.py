@@ -62,6 +62,25 @@ class PatchSampler:
         self.image_weights = sizes / sizes.sum()
         self._content: dict[int, np.ndarray | None] = {}
 
+    def add_labels(self, i: int, z: np.ndarray, labels: np.ndarray) -> None:
+        """Label slices ``z`` (indices along the stack's first axis) of image ``i`` with ``labels`` ``(len(z), Y,
+        X)`` (0 = none), so that labelled crops are drawn from them too; the slices must hold no labels yet."""
+        stack = self.labels[i]
+        stack[(z, slice(0, labels.shape[1]), slice(0, labels.shape[2]))] = labels
+        per_slice = stack[0].size
+        for c in (int(c) for c in np.unique(labels[labels > 0])):
+            k = np.flatnonzero(stack[z] == c)
+            new = np.asarray(z)[k // per_slice] * per_slice + k % per_slice
+            holders = self.painted.setdefault(c, [])
+            mine = [j for j, (m, _) in enumerate(holders) if m == i]
+            if mine:
+                holders[mine[0]] = (i, np.concatenate([holders[mine[0]][1], new]))
+            else:
+                holders.append((i, new))
+        self.classes = sorted(self.painted)
+        counts = np.array([sum(idx.size for _, idx in self.painted[c]) for c in self.classes], dtype=np.float64)
+        self.class_shares = counts / counts.sum() if counts.size else counts
+
     def _as_stack(self, image: np.ndarray, labels: np.ndarray, slice_axis: int | None) -> tuple[np.ndarray, np.ndarray]:
         if labels.ndim == 2:
             image = image[:, None]

@@ -55,6 +55,11 @@ def plan_training(data: SegmentationData | Sequence[SegmentationData], config: T
         raise InputError(f"The forest's weight in the prediction must lie in [0, 1], got {config.forest.blend}.")
     if not all(0 < w <= 1 for w in config.forest.weights):
         raise InputError(f"The forest's weights to choose among must lie in (0, 1], got {config.forest.weights}.")
+    g = config.growth
+    if g.enabled and not (0.5 <= g.confidence <= 1 and 0 < g.share < 1 and 0 <= g.start < 1 and 0 < g.every <= 1
+                          and g.slices >= 1 and g.pixels >= 1):  # fmt: skip
+        raise InputError("Grown pseudo-labels need 0.5 <= confidence <= 1, 0 < share < 1, 0 <= start < 1, "
+                         "0 < every <= 1, slices >= 1 and pixels >= 1.")  # fmt: skip
     if config.network.context < 0:
         raise InputError(f"context must be 0 or more neighbouring slices, got {config.network.context}.")
     labels = [np.asarray(item.labels, dtype=np.int64) * (not config.pretrain) for item in items]

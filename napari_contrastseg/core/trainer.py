@@ -301,7 +301,10 @@ def _sample(sampler, batch_size, method, augment, config, device, extras=()) -> 
     images = labels = torch.zeros(0)
     if not config.pretrain:
         n = batch_size * world
-        counts = [round(share * n) for _, share in extras]
+        counts, left = [], n - 1  # the painting keeps at least one crop
+        for _, share in extras:
+            counts.append(min(round(share * n), left))
+            left -= counts[-1]
         draws = [sampler.labelled(n - sum(counts))]
         draws += [s.labelled(k) for (s, _), k in zip(extras, counts, strict=True) if k]
         crops = draws[0] if len(draws) == 1 else [np.concatenate(parts) for parts in zip(*draws, strict=True)]
