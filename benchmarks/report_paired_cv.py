@@ -12,6 +12,8 @@ mean of ``d_N``, its standard error over the seeds, and the lowest per-task mean
     python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json blend-check blend-balanced
     python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json chosen-weight \\
         --against blend --candidate chosen
+    python benchmarks/report_paired_cv.py docs/results/defaults-cv/cv.json growth \\
+        --baseline-stem growth-base --against smooth --candidate smooth
 """
 
 from __future__ import annotations
@@ -47,11 +49,19 @@ def paired(runs: list[dict], stem: str) -> dict[tuple[str, int], dict[str, float
     return dict(out)
 
 
-def report(runs: list[dict], stem: str, baseline: str = "network", candidate: str = "blend") -> dict[str, float]:
-    """Print the tables for ``stem``; return the rule's figures for ``candidate`` against ``baseline``."""
+def report(runs: list[dict], stem: str, baseline: str = "network", candidate: str = "blend",
+           baseline_stem: str | None = None) -> dict[str, float]:  # fmt: skip
+    """Print the tables for ``stem``; return the rule's figures for ``candidate`` against ``baseline``. With
+    ``baseline_stem``, the baseline is that stem's ``baseline`` variant with the same seed (column ``baseline``):
+    other trained networks, so not paired within a fold (addendum 13)."""
     cells = paired(runs, stem)
+    if baseline_stem is not None:
+        for key, values in paired(runs, baseline_stem).items():
+            if key in cells and baseline in values:
+                cells[key]["baseline"] = values[baseline]
+        baseline = "baseline"
     tasks = sorted({t for t, _ in cells})
-    variants = [v for v in VARIANTS if any(v in c for c in cells.values()) or v in (baseline, candidate)]
+    variants = [v for v in (*VARIANTS, "baseline") if any(v in c for c in cells.values()) or v in (baseline, candidate)]
     pair = (baseline, candidate)
     seeds = sorted({s for _, s in cells if all(v in cells.get((t, s), {}) for t in tasks for v in pair)})
     head = f"| {' | '.join(variants)} | {candidate} - {baseline} |\n|---|" + "---|" * (len(variants) + 1)
@@ -77,7 +87,7 @@ def report(runs: list[dict], stem: str, baseline: str = "network", candidate: st
     if seconds:
         print(f"forest fit and prediction of the held-out slice: {min(seconds):.1f}-{max(seconds):.1f} s per fold "
               f"(median {np.median(seconds):.1f})")  # fmt: skip
-    return {"mean": mean, "se": se, "worst_task": worst, "seeds": len(seeds)}
+    return {"mean": mean, "se": se, "worst_task": worst, "seeds": len(seeds), "d": d}
 
 
 def main() -> None:
@@ -86,10 +96,11 @@ def main() -> None:
     parser.add_argument("stems", nargs="+")
     parser.add_argument("--against", default="network", choices=VARIANTS, help="the baseline variant")
     parser.add_argument("--candidate", default="blend", choices=VARIANTS)
+    parser.add_argument("--baseline-stem", help="take the baseline variant from this stem's runs of the same seed")
     args = parser.parse_args()
     runs = json.loads(args.results.read_text())
     for stem in args.stems:
-        report(runs, stem, args.against, args.candidate)
+        report(runs, stem, args.against, args.candidate, args.baseline_stem)
 
 
 if __name__ == "__main__":

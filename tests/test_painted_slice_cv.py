@@ -61,3 +61,20 @@ def test_saved_probabilities_are_combined_smoothed_and_scored_per_fold(tmp_path)
     (row,) = report.fold_scores(tmp_path, "s")
     assert row["task"] == "t" and row["seed"] == 3 and row["network"] == 1.0 and row["forest"] == pytest.approx(2 / 3)
     assert row["sure network"] == 1.0 and row["sure forest"] == np.float32(np.float16(0.55))
+
+
+def test_a_candidate_is_compared_with_another_stems_runs_of_the_same_seed() -> None:
+    report = load("report_paired_cv")
+    runs = []
+    for stem, offset in (("growth", 0.05), ("growth-base", 0.0)):
+        for seed in (0, 1):
+            for task, dice in (("a", 0.5), ("b", 0.7)):
+                for _ in range(3):  # folds
+                    value = dice + offset * (1 if task == "a" else -0.2) + 0.01 * seed
+                    runs.append({"label": f"{stem}.seed{seed}+smooth", "dataset": task, "mean_dice": value})
+                    runs.append({"label": f"{stem}.seed{seed}", "dataset": task, "mean_dice": 0.0})
+    figures = report.report(runs, "growth", "smooth", "smooth", baseline_stem="growth-base")
+    assert figures["seeds"] == 2 and figures["d"] == pytest.approx([0.02, 0.02])  # (0.05 - 0.01) / 2 tasks
+    assert figures["worst_task"] == pytest.approx(-0.01)
+    paired_alone = report.report(runs, "growth", "smooth", "smooth")
+    assert paired_alone["d"] == pytest.approx([0.0, 0.0])  # without it: the stem's own variant against itself
