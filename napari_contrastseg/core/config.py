@@ -156,8 +156,8 @@ class GrowthConfig:
     ``slices`` unpainted slices nearest to the painted ones that have none yet (fewer where they would hold more than
     ``pixels`` pixels, at least one, so that a growth costs about the same on large slices); its classes of
     probability at least ``confidence`` become pseudo-labels, and ``share`` of the labelled crops (ramped up over
-    the first two growths) are centred on them. Off by default (a candidate, docs/results/defaults-cv/RULE.md
-    addendum 13).
+    the first two growths) are centred on them. Off by default: on painted-slice cross-validation it lost 0.029 to
+    the default (docs/results/defaults-cv/RULE.md addendum 13).
     """
 
     enabled: bool = False
