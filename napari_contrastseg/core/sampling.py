@@ -56,8 +56,7 @@ class PatchSampler:
         self.painted = {
             c: [(i, idx) for i, f in enumerate(flats) if (idx := np.flatnonzero(f == c)).size] for c in self.classes
         }
-        counts = np.array([sum(idx.size for _, idx in self.painted[c]) for c in self.classes], dtype=np.float64)
-        self.class_shares = counts / counts.sum() if counts.size else counts
+        self._share_classes()
         sizes = np.array([lab.size for lab in self.labels], dtype=np.float64)
         self.image_weights = sizes / sizes.sum()
         self._content: dict[int, np.ndarray | None] = {}
@@ -78,6 +77,10 @@ class PatchSampler:
             else:
                 holders.append((i, new))
         self.classes = sorted(self.painted)
+        self._share_classes()
+
+    def _share_classes(self) -> None:
+        """Each class's share of the labelled voxels (``class_shares``, in the order of ``classes``)."""
         counts = np.array([sum(idx.size for _, idx in self.painted[c]) for c in self.classes], dtype=np.float64)
         self.class_shares = counts / counts.sum() if counts.size else counts
 
