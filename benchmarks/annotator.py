@@ -69,12 +69,25 @@ def next_slice(strategy: str, vol, painted, prediction, rng) -> int:
     return picks[0].index
 
 
-def run_task(vol, seed: int, rounds: int, record, walkers: list[str], continue_check: bool) -> None:
+def run_task(vol, seed: int, rounds: int, record, walkers: list[str], continue_check: bool, baseline=None) -> None:
     """Every strategy on one task; ``record(strategy, round, painted slices, seconds, dice, slice)`` stores a point.
 
     ``walkers``: the strategies that add one slice a round and Continue (``tool:NAME``, ``random``); with
-    ``continue_check`` the first of them also measures Continue for half the budget against a new model."""
+    ``continue_check`` the first of them also measures Continue for half the budget against a new model.
+    ``baseline``: this task's ``even`` and ``even-10`` points from an earlier file, recorded instead of trained."""
     config = TrainConfig(seed=seed, device="cpu")
+
+    def evenly_spaced(k: int, count: int) -> None:
+        strategy = "even" if count == k + 1 else f"even-{count}"
+        if baseline is not None:
+            p = baseline[(strategy, k)]
+            record(strategy, k, p["painted"], p["train_seconds"], p["mean_dice"], reused=True)
+            return
+        even = paint(vol.ground_truth, f"slices:{count}", seed, vol.slice_axis)
+        pause_point()
+        _, seconds, dice, _ = fit(vol, even, config)
+        record(strategy, k, len(painted_slice_indices(even, vol.slice_axis)), seconds, dice)
+
     half = replace(config, time_budget=config.time_budget / 2)
     rng = np.random.default_rng(seed)
     start = paint(vol.ground_truth, "slices:1", seed, vol.slice_axis)
@@ -97,14 +110,19 @@ def run_task(vol, seed: int, rounds: int, record, walkers: list[str], continue_c
             new_model, seconds, dice, new_prediction = fit(vol, painted, config, initial=model)
             record(strategy, k, k + 1, seconds, dice, index)
             state[strategy] = (painted, new_model, new_prediction)
-        even = paint(vol.ground_truth, f"slices:{k + 1}", seed, vol.slice_axis)
-        pause_point()
-        _, seconds, dice, _ = fit(vol, even, config)
-        record("even", k, len(painted_slice_indices(even, vol.slice_axis)), seconds, dice)
-    reference = paint(vol.ground_truth, f"slices:{REFERENCE_SLICES}", seed, vol.slice_axis)
-    pause_point()
-    _, seconds, dice, _ = fit(vol, reference, config)
-    record("even-10", 0, len(painted_slice_indices(reference, vol.slice_axis)), seconds, dice)
+        evenly_spaced(k, k + 1)
+    evenly_spaced(0, REFERENCE_SLICES)
+
+
+def reused_baseline(points: list[dict], name: str, seed: int, rounds: int) -> dict[tuple[str, int], dict]:
+    """``(strategy, round)`` -> point of task ``name``'s evenly spaced runs with ``seed`` in an earlier file."""
+    found = {(p["strategy"], p["round"]): p for p in points
+             if (p["dataset"], p["seed"]) == (name, seed) and p["strategy"].startswith("even")}  # fmt: skip
+    missing = [f"{s} round {k}" for s, k in [("even", k) for k in range(1, rounds + 1)] + [("even-10", 0)]
+               if (s, k) not in found]  # fmt: skip
+    if missing:
+        raise SystemExit(f"--baselines holds no {', '.join(missing)} of {name} seed {seed}")
+    return found
 
 
 def main() -> None:
@@ -121,8 +139,12 @@ def main() -> None:
     parser.add_argument("--no-random", action="store_true", help="leave out the random walker")
     parser.add_argument("--no-continue-check", action="store_true",
                         help="leave out Continue (half budget) against from scratch")  # fmt: skip
+    parser.add_argument("--baselines", type=Path,
+                        help="take the evenly spaced runs (even, even-10) of each task and seed from this earlier "
+                             "file (same engine) instead of training them; they are marked reused")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/annotator.json"))
     args = parser.parse_args()
+    baselines = json.loads(args.baselines.read_text()) if args.baselines else None
     walkers = [f"tool:{name}" for name in args.suggest.split(",")] + ([] if args.no_random else ["random"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     points = json.loads(args.out.read_text()) if args.out.exists() else []
@@ -134,14 +156,16 @@ def main() -> None:
                 continue
             task = [p for p in points if (p["dataset"], p["seed"]) != (name, seed)]  # a half-done task restarts
 
-            def record(strategy, k, painted, seconds, dice, index=None, name=name, seed=seed, task=task):
+            def record(strategy, k, painted, seconds, dice, index=None, reused=False, name=name, seed=seed, task=task):
                 task.append({"dataset": name, "seed": seed, "strategy": strategy, "round": k, "painted": painted,
-                             "train_seconds": seconds, "mean_dice": dice, "slice": index})  # fmt: skip
+                             "train_seconds": seconds, "mean_dice": dice, "slice": index}
+                            | ({"reused_from": str(args.baselines)} if reused else {}))  # fmt: skip
                 args.out.write_text(json.dumps(task, indent=1))
                 print(f"{name} seed {seed} {strategy} round {k}: {painted} slices, Dice {dice:.3f} in {seconds:.0f} s",
                       flush=True)  # fmt: skip
 
-            run_task(vol, seed, args.rounds, record, walkers, not args.no_continue_check)
+            baseline = None if baselines is None else reused_baseline(baselines, name, seed, args.rounds)
+            run_task(vol, seed, args.rounds, record, walkers, not args.no_continue_check, baseline)
             points = task
     from report_annotator import report
 

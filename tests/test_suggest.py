@@ -60,6 +60,31 @@ def test_coverage_spreads_picks_over_the_predicted_structures_and_never_into_the
         suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty)
 
 
+def test_layout_keeps_the_painting_near_the_even_layout_of_its_count_where_greedy_midpoints_drift():
+    shape = (31, 6, 6)
+    labels = np.zeros(shape, np.uint8)
+    labels[15] = 1
+    labels[15, 0, 0] = 2  # the protocol's one slice of 31, a structure on every slice
+    predicted = np.ones(shape, np.uint8)
+    predicted[:, 1:4, 1:4] = 2
+    uncertainty = np.zeros(shape, np.float32)
+    uncertainty[20] = 0.3  # breaks the tie between the two-slice layout's 10 and 20
+    pick = {s: [p.index for p in suggest_slices(None, None, labels, 4, axis=0, strategy=s, uncertainty=uncertainty,
+                                                predicted=predicted)] for s in ("layout", "coverage")}  # fmt: skip
+    assert pick["layout"] == [20, 8, 24, 5]  # of [10, 20], then of [8, 15, 22], [6, 12, 18, 24], [5, ..., 25]
+    assert pick["coverage"] == [7, 23, 3, 11]  # midpoints: gaps of 4 below slice 15 and of 8 above it
+    even = np.array([5, 10, 15, 20, 25])  # the protocol's 5 slices of 31
+    drift = {s: np.abs(np.sort([15, *p]) - even).max() for s, p in pick.items()}
+    assert drift == {"layout": 2, "coverage": 5}
+    assert suggest_slices(None, None, labels, axis=0, uncertainty=uncertainty, predicted=predicted)[0].index == 20
+    labels[:], predicted[:] = 0, 1
+    labels[11:14] = 1  # slices 11-13 of an extent of 10-14 painted: the 4-slice layout rounds to 11, 12, 12, 13
+    labels[12, 0, 0] = predicted[10:15, 0, 0] = 2
+    both = {s: suggest_slices(None, None, labels, axis=0, strategy=s, uncertainty=uncertainty, predicted=predicted)
+            for s in ("layout", "coverage")}  # fmt: skip
+    assert both["layout"] == both["coverage"] and both["layout"][0].index in (10, 14)  # coverage's pick
+
+
 def test_greedy_picks_count_earlier_picks_as_painted_and_stop_when_all_are_painted():
     uncertainty, labels = _uncertainty_and_painting()
     picks = suggest_slices(None, None, labels, 3, axis=2, strategy="distance", uncertainty=uncertainty)

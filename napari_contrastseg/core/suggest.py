@@ -7,13 +7,17 @@ Strategies (:data:`STRATEGIES`):
 - ``distance``: the distance, in slices, to the nearest painted slice (coverage, whatever the model says);
 - ``uncertainty-distance``: their product, each divided by its largest value over the candidates, so that an
   uncertain slice right next to a painted one does not win over an uncertain one far away;
-- ``coverage`` (default): where the structures are, as evenly as possible. The structures' extent runs from the
-  first to the last slice that the painting gives a class other than background (1) or where the prediction has at
-  least :data:`EXTENT_SHARE` of the largest slice's count of such voxels (stray voxels do not stretch it); the
-  unpainted slice of the extent farthest from the painted slices and from the slices just outside its two ends
-  (counted as painted) is the midpoint of the largest gap, so that picks spread over the structures as the
-  protocol's evenly spaced slices do, without landing in the air around them. The uncertainty breaks ties. Once all
-  of the extent is painted: ``distance``.
+- ``layout`` (default): the evenly spaced layout over where the structures are. The structures' extent runs from
+  the first to the last slice that the painting gives a class other than background (1) or where the prediction
+  has at least :data:`EXTENT_SHARE` of the largest slice's count of such voxels (stray voxels do not stretch it).
+  With ``n`` of its slices painted, the pick is the one of the ``n + 1`` evenly spaced slices over the extent (the
+  protocol's interior quantiles) that lies farthest from the painted slices, so that after each pick the painting
+  stays close to the even layout of its count, whatever the count; the uncertainty breaks ties. Where every such
+  slice is painted: ``coverage``'s pick.
+- ``coverage``: the unpainted slice of the same extent farthest from the painted slices and from the slices just
+  outside its two ends (counted as painted): the midpoint of the largest gap. Greedy midpoints are evenly spaced
+  only when the count of gaps is a power of two (with 5 slices over 31 they leave gaps of 4 and 8 where the even
+  layout has 5). The uncertainty breaks ties. Once all of the extent is painted: ``distance``.
 
 ``k > 1`` picks greedily: each pick counts as painted for the distances of the next ones.
 """
@@ -28,9 +32,11 @@ import numpy as np
 from .data import painted_slice_axis
 from .errors import InputError
 
-STRATEGIES = ("coverage", "uncertainty-distance", "uncertainty", "distance")
+STRATEGIES = ("layout", "coverage", "uncertainty-distance", "uncertainty", "distance")
+#: the strategies that need the prediction's labels (the structures' extent)
+EXTENT_STRATEGIES = ("layout", "coverage")
 DEFAULT_STRATEGY = STRATEGIES[0]
-#: ``coverage``: a slice belongs to the predicted extent with at least this share of the fullest slice's foreground.
+#: A slice belongs to the predicted extent with at least this share of the fullest slice's foreground voxels.
 EXTENT_SHARE = 0.01
 
 
@@ -65,7 +71,7 @@ def suggest_slices(
 
     Args:
         model: a :class:`~.model.TrainedModel` (its prediction of ``image`` is computed unless ``uncertainty`` and,
-            for ``coverage``, ``predicted`` are given; its slice axis is the default ``axis``).
+            for ``layout`` and ``coverage``, ``predicted`` are given; its slice axis is the default ``axis``).
         image: the image the painting belongs to (may be None when the prediction's maps are given).
         labels: ``S`` painting, 0 = unpainted.
         k: how many slices.
@@ -89,7 +95,7 @@ def suggest_slices(
         info = getattr(model, "info", None)
         axis = info.slice_axis if info is not None and info.slice_axis is not None else painted_slice_axis(labels)
     axis %= 3
-    if (strategy != "distance" and uncertainty is None) or (strategy == "coverage" and predicted is None):
+    if (strategy != "distance" and uncertainty is None) or (strategy in EXTENT_STRATEGIES and predicted is None):
         if image is None:
             raise InputError("Give the image (or its prediction's uncertainty and labels) to score slices.")
         prediction = model.predict(image, channel_axis, device=device, probabilities=False)
@@ -105,7 +111,7 @@ def suggest_slices(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (not predicted yet)
             means = np.nan_to_num(np.nanmean(uncertainty, axis=other), nan=0.0)
-    extent = _foreground_extent(labels, predicted, other) if strategy == "coverage" else None
+    extent = _foreground_extent(labels, predicted, other) if strategy in EXTENT_STRATEGIES else None
     picks: list[SliceScore] = []
     for _ in range(k):
         candidates = np.flatnonzero(~painted)
@@ -117,6 +123,9 @@ def suggest_slices(
             inside = candidates[(candidates >= extent[0]) & (candidates <= extent[1])]
             if inside.size:
                 candidates, gaps = inside, _distance_to_painted(painted, extent)
+            targets = _even_layout(painted, extent) if strategy == "layout" else np.zeros(0, int)
+            if targets.size:
+                candidates, gaps = targets, distance
         score = _score(strategy, means, gaps, candidates)
         best = int(candidates[np.argmax(score[candidates])])
         picks.append(SliceScore(best, axis, float(score[best]), float(means[best]), int(distance[best])))
@@ -130,6 +139,15 @@ def _foreground_extent(labels: np.ndarray, predicted: np.ndarray, other: tuple[i
     counts = (predicted > 1).sum(axis=other)
     present = np.flatnonzero((labels > 1).any(axis=other) | ((counts > 0) & (counts >= EXTENT_SHARE * counts.max())))
     return (int(present[0]), int(present[-1])) if present.size else None
+
+
+def _even_layout(painted: np.ndarray, extent: tuple[int, int]) -> np.ndarray:
+    """The unpainted ones of the ``n + 1`` evenly spaced slices over ``extent`` (the protocol's interior quantiles
+    ``linspace(0, 1, n + 3)[1:-1]``), ``n`` the painted slices inside it."""
+    first, last = extent
+    n = int(painted[first : last + 1].sum())
+    layout = np.unique(np.round(first + np.linspace(0, 1, n + 3)[1:-1] * (last - first)).astype(int))
+    return layout[~painted[layout]]
 
 
 def _distance_to_painted(painted: np.ndarray, extent: tuple[int, int] | None = None) -> np.ndarray:
@@ -149,6 +167,6 @@ def _score(strategy: str, uncertainty: np.ndarray, distance: np.ndarray, candida
     d = distance / max(float(distance[candidates].max()), 1)
     if strategy == "uncertainty":
         return u + 1e-6 * d  # ties (e.g. all zero): the farther slice
-    if strategy in ("distance", "coverage"):
+    if strategy in ("distance", *EXTENT_STRATEGIES):
         return d + 1e-6 * u
     return u * d
