@@ -1,6 +1,7 @@
 """Tables and plots of the simulated annotator (annotator.py): Dice against painted slices and against time.
 
-Usage: ``python benchmarks/report_annotator.py RUNS.json`` (plots next to the file, named after it).
+Usage: ``python benchmarks/report_annotator.py RUNS.json [MORE.json ...]`` (files merged; plots next to the first,
+named after it).
 """
 
 from __future__ import annotations
@@ -49,29 +50,62 @@ def report(points: list[dict], plots: Path | None = None) -> None:
     print(f"\n| task | 10 even slices | 90 % of it | slices needed: {' / '.join(strategies)} | "
           + " | ".join(f"Dice per round: {s}" for s in strategies) + " |")  # fmt: skip
     print("|---|---|---|---|" + "---|" * len(strategies))
-    needed = defaultdict(list)
+    needed = defaultdict(dict)  # strategy -> task -> slices needed
     for task in tasks:
         reference = by[(task, "even-10")][0]["mean_dice"]
         target = TARGET_SHARE * reference
         counts = {s: slices_to_reach(curve(by, task, s), target) if by[(task, s)] else np.nan for s in strategies}
         for s, n in counts.items():
             if not np.isnan(n):  # a strategy not run on this task counts neither way
-                needed[s].append(n)
+                needed[s][task] = n
         curves = " | ".join(" ".join(f"{p['mean_dice']:.2f}" for p in curve(by, task, s)) for s in strategies)
         shown = " / ".join("not run" if np.isnan(n) else "-" if np.isinf(n) else f"{n:.0f}" for n in counts.values())
         print(f"| {task} | {reference:.3f} | {target:.3f} | {shown} | {curves} |")
-    most = max((p["painted"] for p in points), default=0) + 1  # a strategy that never reaches the target
-    means = {s: float(np.mean([n if np.isfinite(n) else most for n in v])) for s, v in needed.items()}
-    print("\nMean slices needed to reach 90 % of the 10-even-slice Dice (not reached: counted as "
-          f"{most}): " + ", ".join(f"{s} {m:.2f}" for s, m in means.items()))  # fmt: skip
-    for s in strategies:
-        if s.startswith("tool:") and means.get("even"):
-            print(f"{s} / even = {means[s] / means['even']:.2f} (target: at most 0.70)")
+    most = max((p["painted"] for p in points), default=0) + 1  # the report's convention: the reference's count + 1
+    tried = max((p["painted"] for p in points if p["strategy"] != "even-10"), default=0) + 1  # one more than tried
+    for count in dict.fromkeys((most, tried)):
+        means = {s: float(np.mean([n if np.isfinite(n) else count for n in v.values()])) for s, v in needed.items()}
+        print("\nMean slices needed to reach 90 % of the 10-even-slice Dice (not reached: counted as "
+              f"{count}): " + ", ".join(f"{s} {m:.2f}" for s, m in means.items()))  # fmt: skip
+        for s in strategies:
+            if s.startswith("tool:") and means.get("even"):
+                print(f"{s} / even = {means[s] / means['even']:.2f} (target: at most 0.70)")
+    _per_task(needed, tried)
     _mean_curves(by, tasks, strategies)
     _picks(by, tasks, strategies)
     _continue_against_scratch(by, tasks)
     if plots is not None:
         _plot(by, tasks, strategies, plots)
+
+
+def _per_task(needed: dict[str, dict[str, float]], tried: int) -> None:
+    """Per task, the mean over its seeds of the slices each strategy needs (not reached: ``tried``), and the tasks
+    where a tool's strategy needs more than even spacing (the issue: none may)."""
+    by_task = defaultdict(lambda: defaultdict(list))  # strategy -> task -> counts over seeds
+    for s, counts in needed.items():
+        for task, n in counts.items():
+            by_task[s][task.split(", seed ")[0]].append(n if np.isfinite(n) else tried)
+    mean = {s: {task: float(np.mean(v)) for task, v in tasks.items()} for s, tasks in by_task.items()}
+    print(f"\nPer task, mean slices needed over its seeds (not reached: {tried}):")
+    for task in sorted({t for m in mean.values() for t in m}):
+        print(f"{task}: " + ", ".join(f"{s} {m[task]:.2f}" for s, m in mean.items() if task in m))
+    for s in mean:
+        if s.startswith("tool:") and "even" in mean:
+            worse = [t for t, m in mean[s].items() if t in mean["even"] and m > mean["even"][t]]
+            print(f"{s}: tasks worse than even spacing: {', '.join(worse) if worse else 'none'}")
+
+
+def merged(files: list[Path]) -> list[dict]:
+    """The points of several annotator files; a run already read (same task, seed, strategy and round) is skipped,
+    e.g. the evenly spaced runs that a file reused from another (``annotator.py --baselines``)."""
+    seen, points = set(), []
+    for path in files:
+        for p in json.loads(path.read_text()):
+            key = (p["dataset"], p["seed"], p["strategy"], p["round"])
+            if key not in seen:
+                seen.add(key)
+                points.append(p)
+    return points
 
 
 def _mean_curves(by, tasks, strategies) -> None:
@@ -143,6 +177,6 @@ def _plot(by, tasks, strategies, prefix: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("runs", type=Path)
+    parser.add_argument("runs", type=Path, nargs="+", help="annotator files, merged; plots named after the first")
     args = parser.parse_args()
-    report(json.loads(args.runs.read_text()), args.runs.with_suffix(""))
+    report(merged(args.runs), args.runs[0].with_suffix(""))

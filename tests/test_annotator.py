@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from benchmark_scripts import load
 
@@ -23,3 +25,30 @@ def test_baselines_are_the_tasks_evenly_spaced_runs_and_a_missing_one_stops_the_
         annotator.reused_baseline(points, "a", 0, rounds=3)
     with pytest.raises(SystemExit, match="even round 2, even-10 round 0 of a seed 1"):
         annotator.reused_baseline(points, "a", 1, rounds=2)
+
+
+report_annotator = load("report_annotator")
+
+
+def _walk(dataset, seed, strategy, dice):
+    return [_point(dataset, seed, strategy, k, d) | {"painted": k + 1} for k, d in enumerate(dice)]
+
+
+def test_report_counts_unreached_targets_both_ways_and_names_a_task_where_the_tool_needs_more(tmp_path, capsys):
+    points = []
+    for seed in (0, 1):
+        points += [_point("deep", seed, "even-10", 0, 0.5) | {"painted": 10}, _point("nuclei", seed, "even-10", 0, 1)]
+        points += _walk("deep", seed, "tool:layout", [0.2, 0.3, 0.46, 0.5, 0.5])  # 90 % of 0.5 from 3 slices on
+        points += _walk("deep", seed, "even", [0.2, 0.3, 0.3, 0.3, 0.3])[1:]  # never
+        points += _walk("nuclei", seed, "tool:layout", [0.5, 0.6, 0.7, 0.8, 0.95])  # 5 slices
+        points += _walk("nuclei", seed, "even", [0.5, 0.6, 0.7, 0.9, 0.9])[1:]  # 4 slices
+    (tmp_path / "a.json").write_text(json.dumps(points))
+    (tmp_path / "b.json").write_text(json.dumps(points[:2] + [_point("deep", 0, "tool:coverage", 0, 0.2)]))
+    merged = report_annotator.merged([tmp_path / "a.json", tmp_path / "b.json"])
+    assert len(merged) == len(points) + 1  # b's even-10 runs were read from a already
+    report_annotator.report(merged)
+    out = capsys.readouterr().out
+    assert "tool:layout / even = 0.53 (target: at most 0.70)" in out  # (3 + 5) / (11 + 4), not reached: 11
+    assert "tool:layout / even = 0.80 (target: at most 0.70)" in out  # (3 + 5) / (6 + 4), not reached: 6
+    assert "nuclei: tool:layout 5.00, even 4.00" in out
+    assert "tool:layout: tasks worse than even spacing: nuclei" in out
