@@ -118,8 +118,8 @@ def reused_baseline(points: list[dict], name: str, seed: int, rounds: int) -> di
     """``(strategy, round)`` -> point of task ``name``'s evenly spaced runs with ``seed`` in an earlier file."""
     found = {(p["strategy"], p["round"]): p for p in points
              if (p["dataset"], p["seed"]) == (name, seed) and p["strategy"].startswith("even")}  # fmt: skip
-    missing = [f"{s} round {k}" for s, k in [("even", k) for k in range(1, rounds + 1)] + [("even-10", 0)]
-               if (s, k) not in found]  # fmt: skip
+    wanted = [("even", k) for k in range(1, rounds + 1)] + [(f"even-{REFERENCE_SLICES}", 0)]
+    missing = [f"{s} round {k}" for s, k in wanted if (s, k) not in found]
     if missing:
         raise SystemExit(f"--baselines holds no {', '.join(missing)} of {name} seed {seed}")
     return found
@@ -145,6 +145,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmark-results/annotator.json"))
     args = parser.parse_args()
     baselines = json.loads(args.baselines.read_text()) if args.baselines else None
+    tasks = [(name, int(seed)) for name in args.datasets.split(",") for seed in args.seeds.split(",")]
+    reused = {task: reused_baseline(baselines, *task, args.rounds) for task in tasks} if baselines else {}
     walkers = [f"tool:{name}" for name in args.suggest.split(",")] + ([] if args.no_random else ["random"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     points = json.loads(args.out.read_text()) if args.out.exists() else []
@@ -164,8 +166,7 @@ def main() -> None:
                 print(f"{name} seed {seed} {strategy} round {k}: {painted} slices, Dice {dice:.3f} in {seconds:.0f} s",
                       flush=True)  # fmt: skip
 
-            baseline = None if baselines is None else reused_baseline(baselines, name, seed, args.rounds)
-            run_task(vol, seed, args.rounds, record, walkers, not args.no_continue_check, baseline)
+            run_task(vol, seed, args.rounds, record, walkers, not args.no_continue_check, reused.get((name, seed)))
             points = task
     from report_annotator import report
 

@@ -64,13 +64,14 @@ def report(points: list[dict], plots: Path | None = None) -> None:
     most = max((p["painted"] for p in points), default=0) + 1  # the report's convention: the reference's count + 1
     tried = max((p["painted"] for p in points if p["strategy"] != "even-10"), default=0) + 1  # one more than tried
     for count in dict.fromkeys((most, tried)):
-        means = {s: float(np.mean([n if np.isfinite(n) else count for n in v.values()])) for s, v in needed.items()}
-        print("\nMean slices needed to reach 90 % of the 10-even-slice Dice (not reached: counted as "
-              f"{count}): " + ", ".join(f"{s} {m:.2f}" for s, m in means.items()))  # fmt: skip
+        counted = {s: {t: n if np.isfinite(n) else count for t, n in v.items()} for s, v in needed.items()}
+        means = ", ".join(f"{s} {np.mean(list(v.values())):.2f}" for s, v in counted.items())
+        print(
+            f"\nMean slices needed to reach 90 % of the 10-even-slice Dice (not reached: counted as {count}): {means}"
+        )
         for s in strategies:
-            if s.startswith("tool:") and means.get("even"):
-                print(f"{s} / even = {means[s] / means['even']:.2f} (target: at most 0.70)")
-    _per_task(needed, tried)
+            if s.startswith("tool:") and "even" in counted:
+                _against_even(s, counted[s], counted["even"])
     _mean_curves(by, tasks, strategies)
     _picks(by, tasks, strategies)
     _continue_against_scratch(by, tasks)
@@ -78,33 +79,39 @@ def report(points: list[dict], plots: Path | None = None) -> None:
         _plot(by, tasks, strategies, plots)
 
 
-def _per_task(needed: dict[str, dict[str, float]], tried: int) -> None:
-    """Per task, the mean over its seeds of the slices each strategy needs (not reached: ``tried``), and the tasks
-    where a tool's strategy needs more than even spacing (the issue: none may)."""
-    by_task = defaultdict(lambda: defaultdict(list))  # strategy -> task -> counts over seeds
-    for s, counts in needed.items():
-        for task, n in counts.items():
-            by_task[s][task.split(", seed ")[0]].append(n if np.isfinite(n) else tried)
-    mean = {s: {task: float(np.mean(v)) for task, v in tasks.items()} for s, tasks in by_task.items()}
-    print(f"\nPer task, mean slices needed over its seeds (not reached: {tried}):")
-    for task in sorted({t for m in mean.values() for t in m}):
-        print(f"{task}: " + ", ".join(f"{s} {m[task]:.2f}" for s, m in mean.items() if task in m))
-    for s in mean:
-        if s.startswith("tool:") and "even" in mean:
-            worse = [t for t, m in mean[s].items() if t in mean["even"] and m > mean["even"][t]]
-            print(f"{s}: tasks worse than even spacing: {', '.join(worse) if worse else 'none'}")
+def _against_even(strategy: str, needed: dict[str, float], even: dict[str, float]) -> None:
+    """``strategy``'s mean slices needed over the task-seed pairs it shares with even spacing, as a ratio of even's
+    (the target: at most 0.70), and the tasks whose mean over their seeds is worse than even's (the target: none)."""
+    shared = sorted(set(needed) & set(even))
+    if not shared:
+        return
+    ratio = np.mean([needed[t] for t in shared]) / np.mean([even[t] for t in shared])
+    by_task = defaultdict(list)
+    for t in shared:
+        by_task[t.split(", seed ")[0]].append((needed[t], even[t]))
+    means = {task: np.mean(v, axis=0) for task, v in sorted(by_task.items())}  # (strategy, even) per task
+    worse = [f"{task} ({a:.2f} against {b:.2f})" for task, (a, b) in means.items() if a > b]
+    print(
+        f"{strategy} / even = {ratio:.2f} over {len(shared)} task-seed pairs (target: at most 0.70); tasks worse "
+        f"than even spacing, mean over their seeds: {', '.join(worse) if worse else 'none'}"
+    )
 
 
 def merged(files: list[Path]) -> list[dict]:
-    """The points of several annotator files; a run already read (same task, seed, strategy and round) is skipped,
-    e.g. the evenly spaced runs that a file reused from another (``annotator.py --baselines``)."""
-    seen, points = set(), []
+    """The points of several annotator files. An evenly spaced run already read (same task, seed, count) is
+    skipped: the runs a file reused from another (``annotator.py --baselines``). Any other strategy's runs of one
+    task and seed must come from one file (a walk is one session's), else ``ValueError``."""
+    seen, owner, points = set(), {}, []
     for path in files:
         for p in json.loads(path.read_text()):
-            key = (p["dataset"], p["seed"], p["strategy"], p["round"])
-            if key not in seen:
+            if p["strategy"].startswith("even"):
+                key = (p["dataset"], p["seed"], p["strategy"], p["round"])
+                if key in seen:
+                    continue
                 seen.add(key)
-                points.append(p)
+            elif (first := owner.setdefault((p["dataset"], p["seed"], p["strategy"]), path)) != path:
+                raise ValueError(f"{p['strategy']} of {p['dataset']} seed {p['seed']} is in {first} and {path}")
+            points.append(p)
     return points
 
 

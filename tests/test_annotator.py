@@ -34,7 +34,7 @@ def _walk(dataset, seed, strategy, dice):
     return [_point(dataset, seed, strategy, k, d) | {"painted": k + 1} for k, d in enumerate(dice)]
 
 
-def test_report_counts_unreached_targets_both_ways_and_names_a_task_where_the_tool_needs_more(tmp_path, capsys):
+def test_report_compares_shared_pairs_counts_unreached_both_ways_and_names_worse_tasks(tmp_path, capsys):
     points = []
     for seed in (0, 1):
         points += [_point("deep", seed, "even-10", 0, 0.5) | {"painted": 10}, _point("nuclei", seed, "even-10", 0, 1)]
@@ -48,7 +48,11 @@ def test_report_counts_unreached_targets_both_ways_and_names_a_task_where_the_to
     assert len(merged) == len(points) + 1  # b's even-10 runs were read from a already
     report_annotator.report(merged)
     out = capsys.readouterr().out
-    assert "tool:layout / even = 0.53 (target: at most 0.70)" in out  # (3 + 5) / (11 + 4), not reached: 11
-    assert "tool:layout / even = 0.80 (target: at most 0.70)" in out  # (3 + 5) / (6 + 4), not reached: 6
-    assert "nuclei: tool:layout 5.00, even 4.00" in out
-    assert "tool:layout: tasks worse than even spacing: nuclei" in out
+    worse = "tasks worse than even spacing, mean over their seeds: nuclei (5.00 against 4.00)"
+    assert f"tool:layout / even = 0.53 over 4 task-seed pairs (target: at most 0.70); {worse}" in out  # unreached: 11
+    assert f"tool:layout / even = 0.80 over 4 task-seed pairs (target: at most 0.70); {worse}" in out  # unreached: 6
+    assert "tool:coverage / even = 1.00 over 1 task-seed pairs" in out  # only the pair it was run on
+    walk = [p for p in points if (p["dataset"], p["seed"], p["strategy"]) == ("nuclei", 1, "tool:layout")]
+    (tmp_path / "c.json").write_text(json.dumps(walk))  # a walk of the same task and seed in another file
+    with pytest.raises(ValueError, match="tool:layout of nuclei seed 1"):
+        report_annotator.merged([tmp_path / "a.json", tmp_path / "c.json"])

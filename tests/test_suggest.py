@@ -53,14 +53,15 @@ def test_coverage_spreads_picks_over_the_predicted_structures_and_never_into_the
     assert {p.index for p in pick["coverage"]} <= set(range(3, 9))
     assert pick["uncertainty-distance"][0].index == 11
     predicted[0:2, 0:2, 10] = 2  # 4 voxels: the extent now reaches slice 10
-    assert suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty, predicted=predicted)[0].index == 8
+    coverage = {"axis": 2, "strategy": "coverage", "uncertainty": uncertainty, "predicted": predicted}
+    assert suggest_slices(None, None, labels, **coverage)[0].index == 8
     labels[..., 3:11] = 1  # the structures' slices all painted: coverage falls back to the farthest slice
-    assert suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty, predicted=predicted)[0].index == 0
+    assert suggest_slices(None, None, labels, **coverage)[0].index == 0
     with pytest.raises(InputError, match="image"):
         suggest_slices(None, None, labels, axis=2, uncertainty=uncertainty)
 
 
-def test_layout_keeps_the_painting_near_the_even_layout_of_its_count_where_greedy_midpoints_drift():
+def test_layout_picks_the_slice_of_the_next_even_layout_farthest_from_the_painting_where_midpoints_drift():
     shape = (31, 6, 6)
     labels = np.zeros(shape, np.uint8)
     labels[15] = 1
@@ -76,7 +77,14 @@ def test_layout_keeps_the_painting_near_the_even_layout_of_its_count_where_greed
     even = np.array([5, 10, 15, 20, 25])  # the protocol's 5 slices of 31
     drift = {s: np.abs(np.sort([15, *p]) - even).max() for s, p in pick.items()}
     assert drift == {"layout": 2, "coverage": 5}
-    assert suggest_slices(None, None, labels, axis=0, uncertainty=uncertainty, predicted=predicted)[0].index == 20
+    first = suggest_slices(None, None, labels, axis=0, uncertainty=uncertainty, predicted=predicted)[0]  # the default
+    assert (first.index, first.distance, first.score) == (20, 5, pytest.approx(1.0 + 1e-6))
+    predicted[:5] = predicted[26:] = 1  # the extent: slices 5-25
+    labels[0] = 1  # background painted outside it: not one of its n, so the 2-slice layout [12, 18], not [10, 15, 20]
+    assert suggest_slices(None, None, labels, axis=0, uncertainty=uncertainty, predicted=predicted)[0].index == 12
+    predicted[:] = 1
+    labels[15, 0, 0] = 1  # nothing marks an extent: the farthest slice from the painted 0 and 15
+    assert suggest_slices(None, None, labels, axis=0, uncertainty=uncertainty, predicted=predicted)[0].index == 30
     labels[:], predicted[:] = 0, 1
     labels[11:14] = 1  # slices 11-13 of an extent of 10-14 painted: the 4-slice layout rounds to 11, 12, 12, 13
     labels[12, 0, 0] = predicted[10:15, 0, 0] = 2

@@ -11,13 +11,17 @@ Strategies (:data:`STRATEGIES`):
   the first to the last slice that the painting gives a class other than background (1) or where the prediction
   has at least :data:`EXTENT_SHARE` of the largest slice's count of such voxels (stray voxels do not stretch it).
   With ``n`` of its slices painted, the pick is the one of the ``n + 1`` evenly spaced slices over the extent (the
-  protocol's interior quantiles) that lies farthest from the painted slices, so that after each pick the painting
-  stays close to the even layout of its count, whatever the count; the uncertainty breaks ties. Where every such
-  slice is painted: ``coverage``'s pick.
+  protocol's interior quantiles ``linspace(0, 1, n + 3)[1:-1]`` of the slice range, each rounded to the nearest
+  slice) that lies farthest from the painted slices; the uncertainty breaks ties. Painted slices are kept, so the
+  painting follows the even layout of its count only as far as they allow (one slice of 31 painted in the middle,
+  then 4 picks: 5 slices within 2 of the even 5, where ``coverage``'s are off by up to 5). Where every such slice
+  is painted: ``coverage``'s pick; where nothing marks an extent (no class but background painted or predicted):
+  ``distance``.
 - ``coverage``: the unpainted slice of the same extent farthest from the painted slices and from the slices just
   outside its two ends (counted as painted): the midpoint of the largest gap. Greedy midpoints are evenly spaced
   only when the count of gaps is a power of two (with 5 slices over 31 they leave gaps of 4 and 8 where the even
-  layout has 5). The uncertainty breaks ties. Once all of the extent is painted: ``distance``.
+  layout has 5). The uncertainty breaks ties. Once all of the extent is painted, or where nothing marks an
+  extent: ``distance``.
 
 ``k > 1`` picks greedily: each pick counts as painted for the distances of the next ones.
 """
@@ -142,8 +146,8 @@ def _foreground_extent(labels: np.ndarray, predicted: np.ndarray, other: tuple[i
 
 
 def _even_layout(painted: np.ndarray, extent: tuple[int, int]) -> np.ndarray:
-    """The unpainted ones of the ``n + 1`` evenly spaced slices over ``extent`` (the protocol's interior quantiles
-    ``linspace(0, 1, n + 3)[1:-1]``), ``n`` the painted slices inside it."""
+    """The unpainted ones of the ``n + 1`` evenly spaced slices over ``extent`` (interior quantiles ``linspace(0, 1,
+    n + 3)[1:-1]`` of its slice range, rounded to the nearest slice), ``n`` the painted slices inside it."""
     first, last = extent
     n = int(painted[first : last + 1].sum())
     layout = np.unique(np.round(first + np.linspace(0, 1, n + 3)[1:-1] * (last - first)).astype(int))
