@@ -77,8 +77,7 @@ def run_task(vol, seed: int, rounds: int, record, walkers: list[str], continue_c
     ``baseline``: this task's ``even`` and ``even-10`` points from an earlier file, recorded instead of trained."""
     config = TrainConfig(seed=seed, device="cpu")
 
-    def evenly_spaced(k: int, count: int) -> None:
-        strategy = "even" if count == k + 1 else f"even-{count}"
+    def evenly_spaced(strategy: str, k: int, count: int) -> None:
         if baseline is not None:
             p = baseline[(strategy, k)]
             record(strategy, k, p["painted"], p["train_seconds"], p["mean_dice"], reused=True)
@@ -110,8 +109,8 @@ def run_task(vol, seed: int, rounds: int, record, walkers: list[str], continue_c
             new_model, seconds, dice, new_prediction = fit(vol, painted, config, initial=model)
             record(strategy, k, k + 1, seconds, dice, index)
             state[strategy] = (painted, new_model, new_prediction)
-        evenly_spaced(k, k + 1)
-    evenly_spaced(0, REFERENCE_SLICES)
+        evenly_spaced("even", k, k + 1)
+    evenly_spaced(f"even-{REFERENCE_SLICES}", 0, REFERENCE_SLICES)
 
 
 def reused_baseline(points: list[dict], name: str, seed: int, rounds: int) -> dict[tuple[str, int], dict]:

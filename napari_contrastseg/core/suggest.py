@@ -124,12 +124,12 @@ def suggest_slices(
         distance = _distance_to_painted(painted)
         gaps = distance
         if extent is not None:
-            inside = candidates[(candidates >= extent[0]) & (candidates <= extent[1])]
-            if inside.size:
-                candidates, gaps = inside, _distance_to_painted(painted, extent)
             targets = _even_layout(painted, extent) if strategy == "layout" else np.zeros(0, int)
+            inside = candidates[(candidates >= extent[0]) & (candidates <= extent[1])]
             if targets.size:
-                candidates, gaps = targets, distance
+                candidates = targets
+            elif inside.size:  # coverage's pick (and layout's where its layout is all painted)
+                candidates, gaps = inside, _distance_to_painted(painted, extent)
         score = _score(strategy, means, gaps, candidates)
         best = int(candidates[np.argmax(score[candidates])])
         picks.append(SliceScore(best, axis, float(score[best]), float(means[best]), int(distance[best])))
